@@ -1,0 +1,1 @@
+"""One small module per concept: embeddings, positions, norms, attention, MLP, block."""
