@@ -18,7 +18,7 @@ import torch
 
 Positions = Literal["standard", "sinusoidal", "rotary", "alibi", "none"]
 Norm = Optional[Literal["LN", "RMS"]]
-ActFn = Literal["relu", "gelu", "gelu_new", "gelu_fast", "silu", "swiglu"]
+ActFn = Literal["relu", "gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "silu", "swiglu"]
 AttnMask = Literal["causal", "bidirectional", "prefix"]
 
 

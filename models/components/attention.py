@@ -26,7 +26,7 @@ scores and pattern are never materialised and PyTorch's fused
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -51,6 +51,17 @@ class AttentionContext:
     causal: bool  # with mask None: plain causal mask (True) or no mask at all (False)
     rotary_q: Optional[tuple[Tensor, Tensor]] = None  # (cos, sin) [batch, q, 1, rotary_dim]
     rotary_k: Optional[tuple[Tensor, Tensor]] = None
+
+    _causal_mask: Optional[Tensor] = field(default=None, repr=False)
+
+    def explicit_mask(self) -> Optional[Bool[Tensor, "batch 1 q k"]]:
+        """The mask as a tensor even in the plain causal case (built once per forward pass)."""
+        if self.mask is not None or not self.causal:
+            return self.mask
+        if self._causal_mask is None:
+            q, k = self.q_positions.shape[1], self.k_positions.shape[1]
+            self._causal_mask = build_mask("causal", q, k, device=self.q_positions.device, explicit=True)
+        return self._causal_mask
 
 
 def build_mask(
@@ -206,12 +217,10 @@ class Attention(nn.Module):
         """softmax(q k^T / sqrt(d_head) + mask) v, per head; inputs [batch, pos, heads, d_head]."""
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [batch, heads, pos, d_head]
         bias = alibi_bias(self.alibi_slopes, ctx.q_positions, ctx.k_positions) if self.use_alibi else None
-        allowed = ctx.mask
         if not (is_hooked(self.hook_attn_scores) or is_hooked(self.hook_pattern)):
-            attn_mask, is_causal = allowed, allowed is None and ctx.causal
+            attn_mask, is_causal = ctx.mask, ctx.mask is None and ctx.causal
             if bias is not None:  # the fused kernel takes one additive float mask
-                if is_causal:
-                    allowed = build_mask("causal", q.shape[2], k.shape[2], device=q.device, explicit=True)
+                allowed = ctx.explicit_mask()
                 bias = bias.to(q.dtype)
                 attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
                 is_causal = False
@@ -224,8 +233,7 @@ class Attention(nn.Module):
         scores = (q @ k.transpose(-2, -1)) / self.cfg.attn_scale
         if bias is not None:
             scores = scores + bias
-        if allowed is None and ctx.causal:
-            allowed = build_mask("causal", q.shape[2], k.shape[2], device=q.device, explicit=True)
+        allowed = ctx.explicit_mask()
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
         scores = self.hook_attn_scores(scores)

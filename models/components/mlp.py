@@ -11,8 +11,6 @@ TransformerLens. Each row of ``W_out`` is one neuron's write direction into the 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -22,20 +20,18 @@ from transformer_lens.hook_points import HookPoint
 from models.config import ModelConfig
 
 
-def gelu_new(x: Tensor) -> Tensor:
-    """GPT-2's tanh approximation of GELU."""
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-
-
-def gelu_fast(x: Tensor) -> Tensor:
-    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+def gelu_tanh(x: Tensor) -> Tensor:
+    """GPT-2's "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as one fused kernel
+    (HF evaluates the formula op by op; the two agree to float rounding)."""
+    return F.gelu(x, approximate="tanh")
 
 
 ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
-    "gelu_new": gelu_new,
-    "gelu_fast": gelu_fast,
+    "gelu_new": gelu_tanh,
+    "gelu_fast": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
     "silu": F.silu,
 }
 

@@ -37,9 +37,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         if not is_hooked(self.hook_scale):  # fused kernel; same numbers to float tolerance
             return self.hook_normalized(F.layer_norm(x, self.w.shape, self.w, self.b, self.eps))
-        x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale * self.w + self.b)
+        var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
+        scale = self.hook_scale((var + self.eps).sqrt())
+        return self.hook_normalized(torch.addcmul(self.b, (x - mean) / scale, self.w))
 
 
 class RMSNorm(nn.Module):

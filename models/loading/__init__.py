@@ -61,7 +61,11 @@ def load_pretrained(
         state = read_state_dict(folder)
     elif model_type in CONVERTERS:
         hf = hf_config(folder, config)
-        cfg, state = CONVERTERS[model_type](hf, read_state_dict(folder))
+        state = read_state_dict(folder)
+        try:
+            cfg, state = CONVERTERS[model_type](hf, state)
+        except (RuntimeError, ValueError) as e:  # a reshape that config.json's sizes don't allow
+            raise ModelLoadError(f"{folder}: tensor shapes do not match config.json ({e}).") from e
     else:
         raise ModelLoadError(
             f"{folder}: model_type {model_type!r} is not supported. "
