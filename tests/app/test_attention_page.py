@@ -1,0 +1,242 @@
+"""The attention page, driven headlessly with Streamlit's AppTest.
+
+Uses the real ``models`` package on the tiny random checkpoint folder from
+``tests/conftest.py`` (``tiny_gpt2_dir``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import models
+from ui import state
+from ui.figures import token_labels
+from ui.i18n import t
+from ui.patterns import compute_attention_patterns
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+PROMPT = "The cat sat on the mat. The cat sat"
+LANGS = ["es", "en"]
+
+
+def new_app(lang: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state[state.LANG_KEY] = lang
+    return at
+
+
+def open_folder(at: AppTest, folder: Path | str, prompt: str | None = PROMPT) -> AppTest:
+    at.run()
+    at.text_input(key=state.MODEL_FOLDER_KEY).input(str(folder)).run()
+    if prompt is not None:
+        at.text_area(key=state.PROMPT_KEY).input(prompt).run()
+    return at
+
+
+def assert_no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def plotly_array(value) -> np.ndarray:
+    """A figure-JSON array: plain lists, or Plotly's base64 typed-array dicts."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        if isinstance(shape, str):
+            shape = [int(n) for n in shape.split(",")]
+        return flat.reshape(shape) if shape else flat
+    return np.asarray(value, dtype=float)
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+@pytest.fixture(scope="module")
+def expected(tiny_gpt2_dir: Path):
+    """Patterns and tokens of PROMPT computed directly, without the app."""
+    model = models.load_pretrained(str(tiny_gpt2_dir))
+    return compute_attention_patterns(model, PROMPT)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_heatmap_of_chosen_head(lang: str, tiny_gpt2_dir: Path, expected) -> None:
+    at = open_folder(new_app(lang), tiny_gpt2_dir)
+    assert_no_exception(at)
+    assert errors(at) == []
+    assert at.title[0].value == t("attention.title", lang)
+    assert at.text_area(key=state.PROMPT_KEY).label == t("attention.prompt", lang)
+    assert at.selectbox(key=state.LAYER_KEY).label == t("attention.layer", lang)
+    assert at.selectbox(key=state.HEAD_KEY).label == t("attention.head", lang)
+    assert at.selectbox(key=state.LAYER_KEY).options == ["0", "1"]
+    assert at.selectbox(key=state.HEAD_KEY).options == ["0", "1", "2", "3"]
+
+    (spec,) = charts(at)
+    trace = spec["data"][0]
+    labels = token_labels(expected.str_tokens)
+    assert trace["type"] == "heatmap"
+    assert trace["x"] == labels and trace["y"] == labels  # keys on x, queries on y
+    assert len(set(labels)) == len(labels)  # "The cat" repeats, labels must not
+    np.testing.assert_allclose(plotly_array(trace["z"]), expected.head(0, 0), atol=1e-6)
+    assert t("figure.title", lang, layer=0, head=0) == spec["layout"]["title"]["text"]
+    for word in ("figure.query", "figure.key", "figure.weight"):
+        assert t(word, lang) in trace["hovertemplate"]
+
+    at.selectbox(key=state.LAYER_KEY).set_value(1).run()
+    at.selectbox(key=state.HEAD_KEY).set_value(3).run()
+    assert_no_exception(at)
+    (spec,) = charts(at)
+    assert spec["layout"]["title"]["text"] == t("figure.title", lang, layer=1, head=3)
+    np.testing.assert_allclose(plotly_array(spec["data"][0]["z"]), expected.head(1, 3), atol=1e-6)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_empty_prompt_shows_error(lang: str, tiny_gpt2_dir: Path) -> None:
+    at = open_folder(new_app(lang), tiny_gpt2_dir, prompt="   ")
+    assert_no_exception(at)
+    assert errors(at) == [t("error.empty_prompt", lang)]
+    assert charts(at) == []
+    # The rest of the page keeps working: fix the prompt and the chart appears.
+    at.text_area(key=state.PROMPT_KEY).input("hello there").run()
+    assert_no_exception(at)
+    assert errors(at) == []
+    assert len(charts(at)) == 1
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_missing_folder_shows_error(lang: str, tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "folder"
+    at = open_folder(new_app(lang), missing)
+    assert_no_exception(at)
+    assert errors(at) == [t("error.folder_missing", lang, path=str(missing))]
+    assert charts(at) == []
+    at.text_input(key=state.MODEL_FOLDER_KEY).input(str(tiny_gpt2_dir)).run()
+    assert_no_exception(at)
+    assert errors(at) == []
+    assert len(charts(at)) == 1
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_file_instead_of_folder_shows_error(lang: str, tiny_gpt2_dir: Path) -> None:
+    config_file = tiny_gpt2_dir / "config.json"
+    at = open_folder(new_app(lang), config_file)
+    assert_no_exception(at)
+    assert errors(at) == [t("error.not_a_folder", lang, path=str(config_file))]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_folder_without_checkpoint_shows_load_error(lang: str, tmp_path: Path) -> None:
+    at = open_folder(new_app(lang), tmp_path)
+    assert_no_exception(at)
+    (message,) = errors(at)
+    prefix = t("error.model_load", lang, name=str(tmp_path.resolve()), detail="").split(":")[0]
+    assert message.startswith(prefix), message
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_model_selected_shows_error(lang: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state, "list_models", lambda: [])
+    state.shipped_model_names.clear()
+    try:
+        at = new_app(lang).run()
+        assert_no_exception(at)
+        assert errors(at) == [t("error.no_model", lang)]
+        assert t("sidebar.no_models", lang) in [i.value for i in at.info]
+    finally:
+        state.shipped_model_names.clear()
+
+
+def test_switching_language_relabels_everything(tiny_gpt2_dir: Path) -> None:
+    at = open_folder(new_app("es"), tiny_gpt2_dir)
+    assert at.radio(key=state.LANG_KEY).label == t("sidebar.language", "es")
+    at.radio(key=state.LANG_KEY).set_value("en").run()
+    assert_no_exception(at)
+    assert at.radio(key=state.LANG_KEY).label == t("sidebar.language", "en")
+    assert at.title[0].value == t("attention.title", "en")
+    assert at.text_input(key=state.MODEL_FOLDER_KEY).label == t("sidebar.folder", "en")
+    (spec,) = charts(at)
+    assert spec["layout"]["title"]["text"] == t("figure.title", "en", layer=0, head=0)
+    # Selections survive the language switch.
+    assert at.text_input(key=state.MODEL_FOLDER_KEY).value == str(tiny_gpt2_dir)
+    assert at.text_area(key=state.PROMPT_KEY).value == PROMPT
+
+
+def test_changing_layer_or_head_does_not_rerun_model(tiny_gpt2_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def counting(model, prompt):
+        calls.append(prompt)
+        return compute_attention_patterns(model, prompt)
+
+    monkeypatch.setattr(state, "compute_attention_patterns", counting)
+    prompt = "a prompt used only by this test, twice: a prompt"
+    at = open_folder(new_app("en"), tiny_gpt2_dir, prompt=prompt)
+    assert len(charts(at)) == 1
+    for layer, head in [(1, 0), (1, 2), (0, 3)]:
+        at.selectbox(key=state.LAYER_KEY).set_value(layer).run()
+        at.selectbox(key=state.HEAD_KEY).set_value(head).run()
+        assert len(charts(at)) == 1
+    assert calls == [prompt]
+    at.text_area(key=state.PROMPT_KEY).input(prompt + " again").run()
+    assert calls == [prompt, prompt + " again"]
+
+
+def test_no_hooks_left_on_shared_model(tiny_gpt2_dir: Path) -> None:
+    at = open_folder(new_app("en"), tiny_gpt2_dir, prompt="hooks must not stay behind")
+    assert len(charts(at)) == 1
+    model = state._load_model(str(tiny_gpt2_dir.resolve())).model
+    leftover = [
+        name
+        for name, module in model.named_modules()
+        if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+    ]
+    assert leftover == []
+
+
+def test_first_listed_model_is_selected_by_default(tiny_gpt2_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no folder typed in, the first model of list_models() is shown."""
+    fake_infos = [SimpleNamespace(name=n, family="gpt2", summary="", path="") for n in ("first-tiny", "second")]
+    real_load = state.load_pretrained
+
+    def load(name, device=None, dtype=None):
+        if name == "first-tiny":
+            return real_load(str(tiny_gpt2_dir))
+        raise models.ModelLoadError(f"unexpected model {name}")
+
+    monkeypatch.setattr(state, "list_models", lambda: fake_infos)
+    monkeypatch.setattr(state, "load_pretrained", load)
+    state.shipped_model_names.clear()
+    try:
+        at = new_app("en").run()
+        assert_no_exception(at)
+        assert at.selectbox(key=state.MODEL_NAME_KEY).value == "first-tiny"
+        assert errors(at) == []
+        assert len(charts(at)) == 1
+    finally:
+        state.shipped_model_names.clear()
+        state._load_model.clear()
+
+
+def test_shipped_models_render_by_default() -> None:
+    """The README's quick start: the app opens on the first shipped model."""
+    infos = models.list_models()
+    if not infos:
+        pytest.skip("no shipped models yet (models.list_models() is empty)")
+    state.shipped_model_names.clear()
+    at = new_app("es").run()
+    assert_no_exception(at)
+    assert at.selectbox(key=state.MODEL_NAME_KEY).value == infos[0].name
+    assert errors(at) == []
+    assert len(charts(at)) == 1

@@ -1,0 +1,216 @@
+"""End-to-end: the real Streamlit server driven by headless Chromium (Playwright).
+
+Needs /usr/bin/chromium (Debian's package; ``.ci/run`` installs it) and never
+downloads a browser. Screenshots go to a temporary folder, and also to
+``$WORKBENCH_SCREENSHOTS`` when that variable is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ui.i18n import t
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVER_START_TIMEOUT_S = 90
+UI_TIMEOUT_MS = 60_000
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        # .ci/run installs it: in CI a missing browser is a failure, not a skip.
+        raise RuntimeError(f"{CHROMIUM} is missing in CI; .ci/run should have installed it")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory):
+    """``streamlit run app.py`` on a free local port; killed at teardown."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("streamlit_server") / "server.log"
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start in {SERVER_START_TIMEOUT_S}s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()
+
+
+@pytest.fixture()
+def page(server_url: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1100})
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+class Shots:
+    """Saves numbered screenshots to a tmp folder and to $WORKBENCH_SCREENSHOTS."""
+
+    def __init__(self, page, folder: Path):
+        self.page, self.folder, self.n = page, folder, 0
+        extra = os.environ.get("WORKBENCH_SCREENSHOTS")
+        self.extra = Path(extra) if extra else None
+        if self.extra:
+            self.extra.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str) -> Path:
+        self.n += 1
+        path = self.folder / f"{self.n:02d}_{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        if self.extra:
+            shutil.copy(path, self.extra / path.name)
+        return path
+
+
+def assert_no_traceback(page) -> None:
+    text = page.locator("body").inner_text()
+    assert "Traceback" not in text, text
+
+
+def wait_until_idle(page) -> None:
+    """Wait for the current script run to end (Streamlit's 'running' widget gone)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=UI_TIMEOUT_MS)
+
+
+def test_attention_page_in_browser(page, server_url: str, tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    shots = Shots(page, tmp_path)
+    chart = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')
+    chart_title = page.locator('[data-testid="stPlotlyChart"] .gtitle')
+
+    # 1. Opens in Spanish; with no shipped model and no folder it explains what to do.
+    page.goto(server_url)
+    expect(page.get_by_role("heading", name=t("attention.title", "es"))).to_be_visible()
+    wait_until_idle(page)
+    shots("opened")
+    assert_no_traceback(page)
+
+    # 2. A folder that does not exist: an error, not a traceback.
+    folder_input = page.get_by_label(t("sidebar.folder", "es"), exact=True)
+    folder_input.fill("/no/such/folder")
+    folder_input.press("Enter")
+    expect(page.get_by_text(t("error.folder_missing", "es", path="/no/such/folder"))).to_be_visible()
+    shots("missing_folder")
+    assert_no_traceback(page)
+
+    # 3. The tiny checkpoint folder: the default prompt's heatmap appears.
+    folder_input.fill(str(tiny_gpt2_dir))
+    folder_input.press("Enter")
+    expect(chart).to_be_visible()
+    expect(chart_title).to_have_text([t("figure.title", "es", layer=0, head=0)])
+    wait_until_idle(page)
+    shots("heatmap_default_prompt")
+
+    # 4. A new prompt (Ctrl+Enter applies a text area).
+    prompt = page.get_by_label(t("attention.prompt", "es"), exact=True)
+    prompt.fill("The dog sat on the log. The dog sat")
+    prompt.press("Control+Enter")
+    expect(page.locator('[data-testid="stPlotlyChart"] .ytick text').first).to_be_visible()
+    expect(page.locator('[data-testid="stPlotlyChart"] .ytick text', has_text="dog").first).to_be_visible()
+
+    # 5. Another head and layer: the figure follows.
+    for label, value in (("attention.head", "2"), ("attention.layer", "1")):
+        page.get_by_label(t(label, "es"), exact=True).click()
+        page.get_by_role("option", name=value, exact=True).click()
+        wait_until_idle(page)
+    expect(chart_title).to_have_text([t("figure.title", "es", layer=1, head=2)])
+    expect(chart).to_be_visible()
+    shots("heatmap_layer1_head2_es")
+    assert_no_traceback(page)
+
+    # 6. Hovering a cell shows query token, key token and weight.
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.9)
+    hover = page.locator(".hoverlayer .hovertext")
+    expect(hover).to_contain_text(t("figure.query", "es"))
+    expect(hover).to_contain_text(t("figure.key", "es"))
+    expect(hover).to_contain_text(t("figure.weight", "es"))
+    shots("hover_es")
+
+    # 7. English: every label switches, the selection stays.
+    page.get_by_text("English", exact=True).click()
+    expect(page.get_by_role("heading", name=t("attention.title", "en"))).to_be_visible()
+    wait_until_idle(page)
+    expect(chart).to_have_count(1)
+    expect(chart_title).to_have_text([t("figure.title", "en", layer=1, head=2)])
+    shots("heatmap_layer1_head2_en")
+
+    # 8. Empty prompt: an error, and the page keeps working.
+    prompt = page.get_by_label(t("attention.prompt", "en"), exact=True)
+    prompt.fill("")
+    prompt.press("Control+Enter")
+    expect(page.get_by_text(t("error.empty_prompt", "en"))).to_be_visible()
+    expect(chart).to_have_count(0)
+    shots("empty_prompt_en")
+    assert_no_traceback(page)
+    prompt.fill("one two three one two three")
+    prompt.press("Control+Enter")
+    expect(chart).to_be_visible()
+    wait_until_idle(page)
+    shots("recovered_en")
+    assert_no_traceback(page)

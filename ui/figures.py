@@ -1,0 +1,84 @@
+"""Plotly figures: pure functions that return ``go.Figure`` (no Streamlit calls).
+
+All visible text (titles, axis names, hover labels) is passed in by the caller,
+already translated.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+
+def display_token(token: str) -> str:
+    """A token as a readable, single-line label (newlines and tabs made visible)."""
+    return token.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def token_labels(str_tokens: Sequence[str]) -> list[str]:
+    """One unique axis label per position: ``"3: the"``.
+
+    Plotly merges equal category labels, so repeated tokens would collapse
+    into one row/column without the position prefix.
+    """
+    return [f"{i}: {display_token(tok)}" for i, tok in enumerate(str_tokens)]
+
+
+def attention_heatmap(
+    pattern: np.ndarray,
+    str_tokens: Sequence[str],
+    *,
+    title: str = "",
+    query_label: str = "Query",
+    key_label: str = "Key",
+    weight_label: str = "Weight",
+) -> go.Figure:
+    """Heatmap of one head's attention pattern ``[query_pos, key_pos]``.
+
+    Query tokens go on the y axis (first token at the top), key tokens on the
+    x axis; hovering a cell shows the query token, the key token and the weight.
+    """
+    pattern = np.asarray(pattern, dtype=float)
+    n_query, n_key = pattern.shape
+    if n_query != len(str_tokens) or n_key != len(str_tokens):
+        raise ValueError(f"pattern of shape {pattern.shape} does not match {len(str_tokens)} tokens")
+
+    labels = token_labels(str_tokens)
+    shown = [display_token(tok) for tok in str_tokens]
+    # customdata[q][k] = (query token, key token), read by the hover template.
+    customdata = np.empty((n_query, n_key, 2), dtype=object)
+    for q in range(n_query):
+        for k in range(n_key):
+            customdata[q, k, 0] = f"{q}: {shown[q]}"
+            customdata[q, k, 1] = f"{k}: {shown[k]}"
+
+    heatmap = go.Heatmap(
+        z=pattern,
+        x=labels,
+        y=labels,
+        zmin=0.0,
+        zmax=1.0,
+        colorscale="Blues",
+        customdata=customdata,
+        hovertemplate=(
+            f"{query_label}: %{{customdata[0]}}<br>"
+            f"{key_label}: %{{customdata[1]}}<br>"
+            f"{weight_label}: %{{z:.3f}}<extra></extra>"
+        ),
+        colorbar=dict(title=dict(text=weight_label)),
+    )
+    fig = go.Figure(heatmap)
+    # Square cells: height grows with the number of tokens, within limits.
+    height = int(min(1000, max(450, 220 + 26 * n_query)))
+    fig.update_layout(
+        title=dict(text=title),
+        height=height,
+        margin=dict(l=10, r=10, t=60, b=10),
+    )
+    fig.update_xaxes(title_text=key_label, type="category", tickangle=-60, side="bottom", constrain="domain")
+    fig.update_yaxes(
+        title_text=query_label, type="category", autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain"
+    )
+    return fig

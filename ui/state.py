@@ -1,0 +1,166 @@
+"""Session state, model loading and caching for the Streamlit app.
+
+This is the only module that caches:
+
+* the model, loaded once per process per model (``st.cache_resource``);
+* the attention patterns of a prompt, computed once per (model, prompt)
+  (``st.cache_data``), so changing layer or head never reruns the model.
+  Only CPU numpy arrays are cached, never tensors on the model's device.
+
+The model object is shared by every browser session, so no hook may stay on
+it: forwards go through ``run_with_cache(..., names_filter=...)``, which adds
+and removes its hooks itself, and a per-model lock keeps two sessions from
+running it (and touching its hooks) at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+
+from models import ModelLoadError, list_models, load_pretrained
+from ui.i18n import DEFAULT_LANG, LANGUAGES
+from ui.patterns import AttentionPatterns, PromptError, compute_attention_patterns
+
+# Widget keys (also used by the tests).
+LANG_KEY = "lang"
+MODEL_NAME_KEY = "model_name"
+MODEL_FOLDER_KEY = "model_folder"
+PROMPT_KEY = "prompt"
+LAYER_KEY = "layer"
+HEAD_KEY = "head"
+
+
+# --------------------------------------------------------------------------- language
+
+
+def current_lang() -> str:
+    lang = st.session_state.get(LANG_KEY, DEFAULT_LANG)
+    return lang if lang in LANGUAGES else DEFAULT_LANG
+
+
+def set_default(key: str, value: Any) -> None:
+    """Give a keyed widget its first value (instead of ``value=``, which would
+    conflict with the key once the user has typed something)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def keep_in_options(key: str, options: list) -> None:
+    """Forget a widget's stored value that is no longer one of its options
+    (e.g. a model with fewer layers was picked, or a shipped model vanished).
+    Must run before the widget is drawn."""
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+
+
+# --------------------------------------------------------------------------- model choice
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What to load: a shipped model name, or an absolute checkpoint folder."""
+
+    key: str  # passed to load_pretrained; also the cache key
+    label: str  # shown to the user
+    is_folder: bool
+
+
+class ModelChoiceError(Exception):
+    """The sidebar selection cannot be loaded; ``code`` names the UI message."""
+
+    def __init__(self, code: str, **details: object):
+        super().__init__(f"{code}: {details}")
+        self.code = code
+        self.details = details
+
+
+def resolve_model_choice(name: str | None, folder: str | None) -> ModelChoice:
+    """The folder path wins when filled in; otherwise the shipped model name."""
+    folder = (folder or "").strip()
+    if folder:
+        path = Path(folder).expanduser()
+        if not path.exists():
+            raise ModelChoiceError("folder_missing", path=folder)
+        if not path.is_dir():
+            raise ModelChoiceError("not_a_folder", path=folder)
+        resolved = str(path.resolve())
+        return ModelChoice(key=resolved, label=resolved, is_folder=True)
+    if name:
+        return ModelChoice(key=name, label=name, is_folder=False)
+    raise ModelChoiceError("no_model")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def shipped_model_names() -> list[str]:
+    return [info.name for info in list_models()]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _load_model(key: str) -> LoadedModel:
+    # Exceptions are not cached: a failed load is retried on the next run.
+    return LoadedModel(model=load_pretrained(key))
+
+
+@dataclass
+class Outcome:
+    """A value or a translated error message, never both."""
+
+    value: Any = None
+    error: str | None = None
+
+
+def load_selected_model(tr: Callable[..., str]) -> Outcome:
+    """Load the model picked in the sidebar; errors come back as messages."""
+    try:
+        choice = resolve_model_choice(
+            st.session_state.get(MODEL_NAME_KEY), st.session_state.get(MODEL_FOLDER_KEY)
+        )
+    except ModelChoiceError as err:
+        return Outcome(error=tr(f"error.{err.code}", **err.details))
+    try:
+        loaded = _load_model(choice.key)
+    except ModelLoadError as err:
+        return Outcome(error=tr("error.model_load", name=choice.label, detail=_sentence(err)))
+    except Exception as err:  # noqa: BLE001 - any load failure is shown, never raised
+        detail = _sentence(f"{type(err).__name__}: {err}")
+        return Outcome(error=tr("error.model_load", name=choice.label, detail=detail))
+    return Outcome(value=(choice, loaded.model))
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _cached_patterns(model_key: str, prompt: str) -> AttentionPatterns:
+    loaded = _load_model(model_key)
+    with loaded.lock:
+        return compute_attention_patterns(loaded.model, prompt)
+
+
+def attention_patterns(choice: ModelChoice, prompt: str, tr: Callable[..., str]) -> Outcome:
+    """Attention patterns of ``prompt`` (cached per model and prompt)."""
+    try:
+        return Outcome(value=_cached_patterns(choice.key, prompt))
+    except PromptError as err:
+        return Outcome(error=tr(f"error.{err.code}", name=choice.label, **err.details))
+    except Exception as err:  # noqa: BLE001 - shown to the user, never raised
+        return Outcome(error=tr("error.forward", detail=_sentence(f"{type(err).__name__}: {err}")))
+
+
+def _sentence(err: object) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text if text.endswith((".", "!", "?")) else text + "."
