@@ -9,14 +9,13 @@ This is the only module that caches:
 
 The model object is shared by every browser session, so no hook may stay on
 it: forwards go through ``run_with_cache(..., names_filter=...)``, which adds
-and removes its hooks itself, and a per-model lock keeps two sessions from
-running it (and touching its hooks) at the same time.
+and removes its hooks itself; the model's own lock (``Transformer.hooks`` and
+``forward``) keeps two sessions from running it, and its hooks, at the same time.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,7 +105,6 @@ def shipped_model_names() -> list[str]:
 @dataclass
 class LoadedModel:
     model: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -146,9 +144,7 @@ def load_selected_model(tr: Callable[..., str]) -> Outcome:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _cached_patterns(model_key: str, prompt: str) -> AttentionPatterns:
-    loaded = _load_model(model_key)
-    with loaded.lock:
-        return compute_attention_patterns(loaded.model, prompt)
+    return compute_attention_patterns(_load_model(model_key).model, prompt)
 
 
 def attention_patterns(choice: ModelChoice, prompt: str, tr: Callable[..., str]) -> Outcome:
