@@ -1,6 +1,7 @@
 """Attention page: one head's attention pattern on a prompt.
 
-Thin on purpose: widgets -> ui.state (cached pure computations) -> ui.figures.
+Thin on purpose: widgets -> ui.state (cached pure computations) -> ui.figures. Encoder-decoder
+models get a target text box and a choice of encoder self-, decoder self- and cross-attention.
 """
 
 import streamlit as st
@@ -8,53 +9,80 @@ import streamlit as st
 from ui import state
 from ui.figures import attention_heatmap
 from ui.i18n import translator
+from ui.patterns import attention_kinds
+from ui.sidebar import family_label
 
 
 def render() -> None:
     tr = translator(state.current_lang())
     st.title(tr("attention.title"))
-    st.caption(tr("attention.intro"))
 
     state.set_default(state.PROMPT_KEY, tr("attention.default_prompt"))
-    prompt = st.text_area(tr("attention.prompt"), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
-
     with st.spinner(tr("attention.loading_model")):
         loaded = state.load_selected_model(tr)
     if loaded.error:
         st.error(loaded.error)
+        # keep the prompt box (and what the user typed) while they fix the model choice
+        st.text_area(tr("attention.prompt"), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
         return
     choice, model = loaded.value
     cfg = model.cfg
+    seq2seq = cfg.family == "encoder-decoder"
+    st.caption(tr({"decoder": "attention.intro", "encoder": "attention.intro_encoder"}.get(cfg.family,
+                                                                                          "attention.intro_seq2seq")))
     st.caption(
         tr(
             "sidebar.model_info",
             name=getattr(cfg, "model_name", None) or choice.label,
-            n_layers=cfg.n_layers,
-            n_heads=cfg.n_heads,
-            d_model=cfg.d_model,
+            family=family_label(tr, cfg.family),
+            summary=cfg.summary(),
             n_ctx=cfg.n_ctx,
             device=cfg.device,
         )
     )
 
+    prompt_label = "attention.source" if seq2seq else "attention.prompt"
+    prompt = st.text_area(tr(prompt_label), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
+    target = None
+    if seq2seq:
+        target = st.text_input(
+            tr("attention.target"), key=state.TARGET_KEY, placeholder=tr("attention.target_placeholder"),
+            help=tr("attention.target_help"),
+        )
+
+    with st.spinner(tr("attention.running")):
+        result = state.attention_patterns(choice, prompt, tr, target=target)
+    if result.error:
+        st.error(result.error)
+        return
+    patterns = result.value
+    if seq2seq and patterns.target_text is not None:
+        key = "attention.generated" if patterns.generated else "attention.given_target"
+        st.info(tr(key, text=patterns.target_text or "∅"))
+
+    kinds = list(attention_kinds(cfg))
+    state.keep_in_options(state.ATTN_KIND_KEY, kinds)
+    if len(kinds) > 1:
+        kind = st.radio(tr("attention.kind"), kinds, key=state.ATTN_KIND_KEY, horizontal=True,
+                        format_func=lambda k: tr(f"attention.kind.{k}"))
+    else:
+        kind = kinds[0]
+    chosen = patterns[kind]
+
     layer_col, head_col = st.columns(2)
-    layers, heads = list(range(cfg.n_layers)), list(range(cfg.n_heads))
+    layers, heads = list(range(chosen.n_layers)), list(range(chosen.n_heads))
     state.keep_in_options(state.LAYER_KEY, layers)
     state.keep_in_options(state.HEAD_KEY, heads)
     layer = layer_col.selectbox(tr("attention.layer"), layers, key=state.LAYER_KEY)
     head = head_col.selectbox(tr("attention.head"), heads, key=state.HEAD_KEY)
 
-    with st.spinner(tr("attention.running")):
-        result = state.attention_patterns(choice, prompt, tr)
-    if result.error:
-        st.error(result.error)
-        return
-    patterns = result.value
-    st.caption(tr("attention.n_tokens", n=len(patterns.str_tokens)))
+    st.caption(tr("attention.n_tokens", n=len(chosen.query_tokens)) + f" · `{chosen.hook_name(layer)}`")
+    title_key = "figure.title" if kind == "self" else f"figure.title.{kind}"
     fig = attention_heatmap(
-        patterns.head(layer, head),
-        patterns.str_tokens,
-        title=tr("figure.title", layer=layer, head=head),
+        chosen.head(layer, head),
+        chosen.query_tokens,
+        key_tokens=chosen.key_tokens,
+        title=tr(title_key, layer=layer, head=head),
         query_label=tr("figure.query"),
         key_label=tr("figure.key"),
         weight_label=tr("figure.weight"),

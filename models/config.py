@@ -56,8 +56,26 @@ class ModelConfig:
     rotary_dim: Optional[int] = None  # None: d_head (full rotary); NeoX rotates a fraction
     rotary_base: float = 10000.0
     rotary_adjacent_pairs: bool = False  # GPT-J interleaved pairs vs NeoX/Llama halves
-    # token-type embeddings (BERT)
-    n_token_types: int = 0
+    # embeddings
+    n_token_types: int = 0  # BERT's segment (token-type) embeddings; 0 = none
+    embed_scale: float = 1.0  # Vaswani/Marian multiply token embeddings by sqrt(d_model)
+    embed_norm: bool = False  # a norm right after the embeddings (BERT, BART, BLOOM): ln_embed
+    pos_offset: int = 0  # BART stores learned positions shifted by 2
+    sinusoidal_layout: Literal["interleaved", "halves"] = "interleaved"  # Vaswani vs Marian (sin | cos)
+    # output head: "unembed" (x W_U + b_U), "mlm" (BERT: dense, act, LayerNorm, then unembed),
+    # "none" (an encoder without a head: the model returns its final hidden states)
+    head: Literal["unembed", "mlm", "none"] = "unembed"
+    # encoder-decoder: `n_layers` is the encoder's depth; the decoder may differ
+    n_decoder_layers: Optional[int] = None  # None: n_layers
+    decoder_overrides: dict = field(default_factory=dict)  # e.g. {"n_heads": 8, "d_mlp": 2048}
+    share_embeddings: bool = True  # encoder and decoder read the same W_E (Marian, BART)
+    # special tokens used by generate()
+    bos_token_id: Optional[int] = None
+    eos_token_id: Optional[int] = None
+    pad_token_id: Optional[int] = None
+    decoder_start_token_id: Optional[int] = None
+    forced_bos_token_id: Optional[int] = None  # BART-style: force this token first
+    forced_eos_token_id: Optional[int] = None  # force EOS as the last token when max length is hit
     prefix_length: int = 0  # prefix-LM: the first prefix_length positions see each other
     sliding_window: Optional[int] = None  # Mistral: a query sees at most this many keys back
 
@@ -93,6 +111,29 @@ class ModelConfig:
             self.rotary_dim = self.d_head
         if self.attn_scale is None:
             self.attn_scale = self.d_head**0.5
+        if self.family not in ("decoder", "encoder", "encoder-decoder"):
+            raise ValueError(f"family must be decoder, encoder or encoder-decoder, not {self.family!r}")
+        if self.parallel_attn_mlp and self.norm_position == "post":
+            raise ValueError(
+                "parallel_attn_mlp needs norm_position='pre' (a parallel block normalises its input once, "
+                "before attention and MLP; post-LN has no such input)"
+            )
+        if self.family == "encoder-decoder" and self.n_decoder_layers is None:
+            self.n_decoder_layers = self.n_layers
+
+    def stack_cfg(self, stack: Literal["encoder", "decoder"]) -> "ModelConfig":
+        """The config of one stack of an encoder-decoder: a bidirectional encoder, or a causal
+        decoder (its own depth and any ``decoder_overrides``)."""
+        if stack == "encoder":
+            return dataclasses.replace(self, attention_mask="bidirectional")
+        changes = dict(self.decoder_overrides)
+        if "n_heads" in changes and "d_head" not in changes:
+            changes["d_head"] = -1
+        if "n_heads" in changes and "n_key_value_heads" not in changes:
+            changes["n_key_value_heads"] = None
+        if "d_mlp" not in changes:
+            changes["d_mlp"] = self.d_mlp
+        return dataclasses.replace(self, n_layers=self.n_decoder_layers, attention_mask="causal", **changes)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -104,6 +145,11 @@ class ModelConfig:
         return "grouped-query"
 
     @property
+    def has_logits(self) -> bool:
+        """False for an encoder without a head: it returns hidden states, not vocabulary logits."""
+        return self.head != "none"
+
+    @property
     def is_causal(self) -> bool:
         return self.attention_mask == "causal"
 
@@ -113,8 +159,9 @@ class ModelConfig:
         pos = {"standard": "learned"}.get(self.positional_embedding_type, self.positional_embedding_type)
         kv = f" ({self.n_key_value_heads} kv)" if self.n_key_value_heads != self.n_heads else ""
         mlp = "attn-only" if self.attn_only else ("SwiGLU" if self.gated_mlp else self.act_fn.upper())
+        layers = f"{self.n_layers}+{self.n_decoder_layers}" if self.family == "encoder-decoder" else str(self.n_layers)
         return (
-            f"{self.family}, {self.n_layers} layers x {self.n_heads} heads{kv}, d_model {self.d_model}, "
+            f"{self.family}, {layers} layers x {self.n_heads} heads{kv}, d_model {self.d_model}, "
             f"{pos} positions, {self.norm_position}-{norm}, {mlp}, {self.attention_kind}"
         )
 

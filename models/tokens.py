@@ -39,7 +39,7 @@ def encode(model, text: str, prepend_bos: Optional[bool] = None) -> list[int]:
 
 def pad_id(model) -> int:
     t = _tokenizer(model)
-    for candidate in (t.pad_token_id, t.eos_token_id, t.bos_token_id):
+    for candidate in (t.pad_token_id, model.cfg.pad_token_id, t.eos_token_id, t.bos_token_id):
         if candidate is not None:
             return candidate
     return 0
@@ -52,7 +52,20 @@ def to_tokens(model, input: Union[str, list[str]], prepend_bos: Optional[bool] =
 
 def to_tokens_and_mask(model, input: Union[str, list[str]], prepend_bos: Optional[bool] = None) -> tuple[Tensor, Tensor]:
     texts = [input] if isinstance(input, str) else list(input)
-    ids = [encode(model, text, prepend_bos) for text in texts]
+    return _pad(model, [encode(model, text, prepend_bos) for text in texts])
+
+
+def to_target_tokens_and_mask(model, input: Union[str, list[str]]) -> tuple[Tensor, Tensor]:
+    """Decoder input of an encoder-decoder for target text: the decoder start token, then the
+    text's tokens (no special tokens), right-padded."""
+    t = _tokenizer(model)
+    texts = [input] if isinstance(input, str) else list(input)
+    start = model._decoder_start()
+    ids = [[start] + t.encode(text, add_special_tokens=False) for text in texts]
+    return _pad(model, ids)
+
+
+def _pad(model, ids: list[list[int]]) -> tuple[Tensor, Tensor]:
     length = max(len(x) for x in ids)
     tokens = torch.full((len(ids), length), pad_id(model), dtype=torch.long)
     mask = torch.zeros((len(ids), length), dtype=torch.long)

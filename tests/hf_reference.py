@@ -81,8 +81,43 @@ _KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "Qwen2ForCausalLM",
         dict(_LLAMA_BASE, num_key_value_heads=2, use_sliding_window=False),  # q/k/v biases, no o bias
     ),
+    # ALiBi, an embedding LayerNorm, fused query_key_value like NeoX
+    "bloom": ("BloomConfig", "BloomForCausalLM", dict(n_layer=2, n_head=4, hidden_size=64)),
+    # encoder-only, post-LN, token types, MLM head (tied decoder + bias)
+    "bert": (
+        "BertConfig",
+        "BertForMaskedLM",
+        dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+             max_position_embeddings=128, pad_token_id=1, bos_token_id=None, eos_token_id=None),
+    ),
+    # BertModel: no MLM head, the model returns the final hidden states (like MiniLM)
+    "bert_nohead": (
+        "BertConfig",
+        "BertModel",
+        dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+             max_position_embeddings=128, pad_token_id=1, bos_token_id=None, eos_token_id=None),
+    ),
+    # encoder-decoder, post-LN, sinusoidal positions (sin | cos halves), final_logits_bias
+    "marian": (
+        "MarianConfig",
+        "MarianMTModel",
+        dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+             encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128, scale_embedding=True,
+             pad_token_id=1, eos_token_id=2, forced_eos_token_id=2, decoder_start_token_id=1, bos_token_id=None),
+    ),
+    # encoder-decoder, post-LN, learned positions with offset 2, embedding LayerNorm
+    "bart": (
+        "BartConfig",
+        "BartForConditionalGeneration",
+        dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+             encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128,
+             bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2),
+    ),
 }
+SEQ2SEQ_KINDS = ("marian", "bart")
 KINDS: tuple[str, ...] = tuple(_KINDS)
+# Kinds whose HF model returns logits for a single token sequence (hf_forward works on them).
+LM_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k not in SEQ2SEQ_KINDS and k != "bert_nohead")
 DEFAULT_VOCAB_SIZE = 300
 
 
@@ -226,11 +261,15 @@ def save_random_hf_model(kind: str, path: PathLike, *, seed: int = 0, **override
 
 
 def load_hf_model(path: PathLike):
-    """The saved model as ``AutoModelForCausalLM`` (float32, eager attention, eval mode, local files only)."""
-    from transformers import AutoModelForCausalLM
+    """The saved model, as the class its config.json names (``architectures[0]``: a causal LM,
+    ``BertForMaskedLM``, ``MarianMTModel`` ...), float32, eager attention, eval mode, local files only."""
+    import json
+
+    import transformers
 
     _quiet_transformers()
-    model = AutoModelForCausalLM.from_pretrained(
+    arch = json.loads((Path(path) / "config.json").read_text())["architectures"][0]
+    model = getattr(transformers, arch).from_pretrained(
         str(path), attn_implementation="eager", dtype=torch.float32, local_files_only=True
     )
     return model.eval()
@@ -261,6 +300,22 @@ def hf_forward(path_or_model, tokens) -> tuple[Tensor, tuple[Tensor, ...], tuple
     tokens = _as_batch(tokens).to(next(model.parameters()).device)
     out = model(tokens, output_hidden_states=True, output_attentions=True, use_cache=False, return_dict=True)
     return out.logits, tuple(out.hidden_states), tuple(out.attentions)
+
+
+@torch.no_grad()
+def hf_seq2seq_forward(path_or_model, src, tgt, src_mask=None) -> dict[str, Any]:
+    """Run an HF encoder-decoder on (src, tgt) ids. Returns a dict with ``logits``,
+    ``encoder_hidden_states``, ``decoder_hidden_states`` (n_layers + 1 each), ``encoder_attentions``,
+    ``decoder_attentions`` and ``cross_attentions`` (n_layers each, [batch, head, q, k])."""
+    model = path_or_model if isinstance(path_or_model, torch.nn.Module) else load_hf_model(path_or_model)
+    device = next(model.parameters()).device
+    out = model(
+        input_ids=_as_batch(src).to(device), decoder_input_ids=_as_batch(tgt).to(device),
+        attention_mask=None if src_mask is None else _as_batch(src_mask).to(device),
+        output_hidden_states=True, output_attentions=True, use_cache=False, return_dict=True,
+    )
+    return {k: out[k] for k in ("logits", "encoder_hidden_states", "decoder_hidden_states",
+                                 "encoder_attentions", "decoder_attentions", "cross_attentions")}
 
 
 def random_tokens(vocab_size: int, seq_len: int, batch: int = 1, seed: int = 0, bos: int | None = 0) -> Tensor:

@@ -30,6 +30,7 @@ def attention_heatmap(
     pattern: np.ndarray,
     str_tokens: Sequence[str],
     *,
+    key_tokens: Sequence[str] | None = None,
     title: str = "",
     query_label: str = "Query",
     key_label: str = "Key",
@@ -37,26 +38,31 @@ def attention_heatmap(
 ) -> go.Figure:
     """Heatmap of one head's attention pattern ``[query_pos, key_pos]``.
 
-    Query tokens go on the y axis (first token at the top), key tokens on the
-    x axis; hovering a cell shows the query token, the key token and the weight.
+    Query tokens (``str_tokens``) go on the y axis (first token at the top), key tokens on the
+    x axis (``key_tokens``, the same as the queries unless given: cross-attention's keys are
+    the source); hovering a cell shows the query token, the key token and the weight.
     """
     pattern = np.asarray(pattern, dtype=float)
+    key_tokens = str_tokens if key_tokens is None else key_tokens
     n_query, n_key = pattern.shape
-    if n_query != len(str_tokens) or n_key != len(str_tokens):
-        raise ValueError(f"pattern of shape {pattern.shape} does not match {len(str_tokens)} tokens")
+    if n_query != len(str_tokens) or n_key != len(key_tokens):
+        raise ValueError(
+            f"pattern of shape {pattern.shape} does not match {len(str_tokens)} query and {len(key_tokens)} key tokens"
+        )
 
-    labels = token_labels(str_tokens)
+    labels, key_labels = token_labels(str_tokens), token_labels(key_tokens)
     shown = [display_token(tok) for tok in str_tokens]
+    shown_keys = [display_token(tok) for tok in key_tokens]
     # customdata[q][k] = (query token, key token), read by the hover template.
     customdata = np.empty((n_query, n_key, 2), dtype=object)
     for q in range(n_query):
         for k in range(n_key):
             customdata[q, k, 0] = f"{q}: {shown[q]}"
-            customdata[q, k, 1] = f"{k}: {shown[k]}"
+            customdata[q, k, 1] = f"{k}: {shown_keys[k]}"
 
     heatmap = go.Heatmap(
         z=pattern,
-        x=labels,
+        x=key_labels,
         y=labels,
         zmin=0.0,
         zmax=1.0,
@@ -81,4 +87,6 @@ def attention_heatmap(
     fig.update_yaxes(
         title_text=query_label, type="category", autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain"
     )
+    if n_key != n_query:  # cross-attention: height follows the queries, cells stay square
+        fig.update_layout(height=int(min(1000, max(350, 220 + 26 * n_query))))
     return fig

@@ -34,13 +34,34 @@ STRINGS: dict[str, dict[str, str]] = {
         "sidebar.folder_help": "Ruta de una carpeta con config.json, los pesos (safetensors) y el tokenizador. "
         "Si la rellenas, tiene prioridad sobre el modelo incluido. Pulsa Enter para aplicar.",
         "sidebar.folder_placeholder": "/ruta/a/mi/checkpoint",
-        "sidebar.model_info": "{name} · {n_layers} capas · {n_heads} cabezas de atención por capa · "
-        "flujo residual de dimensión {d_model} · contexto de {n_ctx} tokens · {device}",
+        "sidebar.model_info": "{name} · {family} · {summary} · contexto de {n_ctx} tokens · {device}",
+        "family.decoder": "decodificador",
+        "family.encoder": "codificador",
+        "family.encoder-decoder": "codificador-decodificador",
         # Attention page
         "attention.title": "Patrones de atención",
         "attention.intro": "Escribe un texto y elige una capa y una cabeza de atención para ver su patrón de atención: "
-        "cuánto mira cada token (consulta, eje vertical) a cada token anterior (clave, eje horizontal).",
+        "cuánto mira cada token (consulta, eje vertical) a cada token anterior (clave, eje horizontal). "
+        "Lo que la cabeza lee de esos tokens lo escribe en el flujo residual.",
+        "attention.intro_encoder": "Escribe un texto y elige una capa y una cabeza de atención para ver su patrón de "
+        "atención. En un codificador la atención es bidireccional: cada token (consulta, eje vertical) puede mirar "
+        "a todos los tokens (clave, eje horizontal), antes y después de él.",
+        "attention.intro_seq2seq": "Modelo codificador-decodificador (Vaswani et al.): el codificador lee el texto de "
+        "origen con atención bidireccional; el decodificador escribe el texto de destino con atención causal y, en "
+        "cada capa, mira al origen con la atención cruzada. Elige el tipo de atención, la capa y la cabeza.",
         "attention.prompt": "Texto de entrada",
+        "attention.source": "Texto de origen (codificador)",
+        "attention.target": "Texto de destino (decodificador)",
+        "attention.target_placeholder": "Vacío: la salida del propio modelo",
+        "attention.target_help": "Déjalo vacío para que el modelo genere su propia salida (decodificación voraz) "
+        "y ver la atención sobre ella, o escribe un texto de destino. Pulsa Enter para aplicar.",
+        "attention.generated": "Salida del modelo (decodificación voraz): «{text}»",
+        "attention.given_target": "Texto de destino: «{text}»",
+        "attention.kind": "Tipo de atención",
+        "attention.kind.self": "Autoatención",
+        "attention.kind.encoder": "Autoatención del codificador",
+        "attention.kind.decoder": "Autoatención del decodificador",
+        "attention.kind.cross": "Atención cruzada",
         "attention.prompt_help": "Pulsa Ctrl+Enter (o haz clic fuera) para aplicar.",
         "attention.default_prompt": "The cat sat on the mat. The cat sat on the mat.",
         "attention.layer": "Capa",
@@ -50,6 +71,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.n_tokens": "{n} tokens",
         # Figure
         "figure.title": "Patrón de atención · capa {layer}, cabeza {head}",
+        "figure.title.encoder": "Autoatención del codificador · capa {layer}, cabeza {head}",
+        "figure.title.decoder": "Autoatención del decodificador · capa {layer}, cabeza {head}",
+        "figure.title.cross": "Atención cruzada (destino → origen) · capa {layer}, cabeza {head}",
         "figure.query": "Consulta (query)",
         "figure.key": "Clave (key)",
         "figure.weight": "Peso",
@@ -82,13 +106,34 @@ STRINGS: dict[str, dict[str, str]] = {
         "sidebar.folder_help": "Path of a folder with config.json, the weights (safetensors) and the tokenizer. "
         "When filled in, it takes precedence over the shipped model. Press Enter to apply.",
         "sidebar.folder_placeholder": "/path/to/my/checkpoint",
-        "sidebar.model_info": "{name} · {n_layers} layers · {n_heads} attention heads per layer · "
-        "residual stream of width {d_model} · {n_ctx}-token context · {device}",
+        "sidebar.model_info": "{name} · {family} · {summary} · {n_ctx}-token context · {device}",
+        "family.decoder": "decoder",
+        "family.encoder": "encoder",
+        "family.encoder-decoder": "encoder-decoder",
         # Attention page
         "attention.title": "Attention patterns",
         "attention.intro": "Type a text and pick a layer and an attention head to see its attention pattern: "
-        "how much each token (query, vertical axis) attends to each earlier token (key, horizontal axis).",
+        "how much each token (query, vertical axis) attends to each earlier token (key, horizontal axis). "
+        "What the head reads from those tokens it writes into the residual stream.",
+        "attention.intro_encoder": "Type a text and pick a layer and an attention head to see its attention pattern. "
+        "In an encoder attention is bidirectional: each token (query, vertical axis) may attend to every token "
+        "(key, horizontal axis), before and after it.",
+        "attention.intro_seq2seq": "Encoder-decoder model (Vaswani et al.): the encoder reads the source text with "
+        "bidirectional attention; the decoder writes the target text with causal attention and, in every layer, "
+        "looks at the source through cross-attention. Pick the kind of attention, the layer and the head.",
         "attention.prompt": "Input text",
+        "attention.source": "Source text (encoder)",
+        "attention.target": "Target text (decoder)",
+        "attention.target_placeholder": "Empty: the model's own output",
+        "attention.target_help": "Leave it empty to let the model write its own output (greedy decoding) and see the "
+        "attention on it, or type a target text. Press Enter to apply.",
+        "attention.generated": "Model output (greedy decoding): '{text}'",
+        "attention.given_target": "Target text: '{text}'",
+        "attention.kind": "Kind of attention",
+        "attention.kind.self": "Self-attention",
+        "attention.kind.encoder": "Encoder self-attention",
+        "attention.kind.decoder": "Decoder self-attention",
+        "attention.kind.cross": "Cross-attention",
         "attention.prompt_help": "Press Ctrl+Enter (or click outside) to apply.",
         "attention.default_prompt": "The cat sat on the mat. The cat sat on the mat.",
         "attention.layer": "Layer",
@@ -98,6 +143,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.n_tokens": "{n} tokens",
         # Figure
         "figure.title": "Attention pattern · layer {layer}, head {head}",
+        "figure.title.encoder": "Encoder self-attention · layer {layer}, head {head}",
+        "figure.title.decoder": "Decoder self-attention · layer {layer}, head {head}",
+        "figure.title.cross": "Cross-attention (target → source) · layer {layer}, head {head}",
         "figure.query": "Query",
         "figure.key": "Key",
         "figure.weight": "Weight",

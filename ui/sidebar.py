@@ -8,6 +8,14 @@ from ui import state
 from ui.i18n import LANGUAGE_NAMES, LANGUAGES, translator
 
 
+FAMILIES = ("decoder", "encoder", "encoder-decoder")
+
+
+def family_label(tr, family: str) -> str:
+    """"decoder" -> "decodificador" (a family this UI does not know is shown as is)."""
+    return tr(f"family.{family}") if family in FAMILIES else family
+
+
 def render_sidebar() -> None:
     """Draw the language selector and the model picker.
 
@@ -25,18 +33,22 @@ def render_sidebar() -> None:
         )
         st.subheader(tr("sidebar.model_header"))
         try:
-            names = state.shipped_model_names()
+            shipped = state.shipped_models()
         except Exception:  # noqa: BLE001 - a broken model list must not break the app
-            names = []
+            shipped = {}
+        names = list(shipped)
         if names:
             state.keep_in_options(state.MODEL_NAME_KEY, names)
-            st.selectbox(
+            name = st.selectbox(
                 tr("sidebar.model_select"),
                 options=names,
                 index=0,
                 key=state.MODEL_NAME_KEY,
+                format_func=lambda n: f"{n} · {family_label(tr, shipped[n][0])}",
                 help=tr("sidebar.model_select_help"),
             )
+            if name in shipped:
+                st.caption(shipped[name][1])  # layers, heads, d_model, positions, norm, attention kind
         else:
             st.session_state.pop(state.MODEL_NAME_KEY, None)
             st.info(tr("sidebar.no_models"))

@@ -30,6 +30,8 @@ LANG_KEY = "lang"
 MODEL_NAME_KEY = "model_name"
 MODEL_FOLDER_KEY = "model_folder"
 PROMPT_KEY = "prompt"
+TARGET_KEY = "target"  # decoder text of an encoder-decoder (empty: the model's own output)
+ATTN_KIND_KEY = "attention_kind"  # self | encoder | decoder | cross
 LAYER_KEY = "layer"
 HEAD_KEY = "head"
 
@@ -79,13 +81,13 @@ class ModelChoiceError(Exception):
 
 
 def resolve_model_choice(name: str | None, folder: str | None) -> ModelChoice:
-    """The folder path wins when filled in; otherwise the shipped model name."""
+    """The folder path (or a .gguf file) wins when filled in; otherwise the shipped model name."""
     folder = (folder or "").strip()
     if folder:
         path = Path(folder).expanduser()
         if not path.exists():
             raise ModelChoiceError("folder_missing", path=folder)
-        if not path.is_dir():
+        if not path.is_dir() and path.suffix.lower() != ".gguf":
             raise ModelChoiceError("not_a_folder", path=folder)
         resolved = str(path.resolve())
         return ModelChoice(key=resolved, label=resolved, is_folder=True)
@@ -95,8 +97,9 @@ def resolve_model_choice(name: str | None, folder: str | None) -> ModelChoice:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def shipped_model_names() -> list[str]:
-    return [info.name for info in list_models()]
+def shipped_models() -> dict[str, tuple[str, str]]:
+    """name -> (family, one-line architecture summary) of every listed model."""
+    return {info.name: (info.family, info.summary) for info in list_models()}
 
 
 # --------------------------------------------------------------------------- loading
@@ -143,14 +146,16 @@ def load_selected_model(tr: Callable[..., str]) -> Outcome:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _cached_patterns(model_key: str, prompt: str) -> AttentionPatterns:
-    return compute_attention_patterns(_load_model(model_key).model, prompt)
+def _cached_patterns(model_key: str, prompt: str, target: str | None) -> AttentionPatterns:
+    return compute_attention_patterns(_load_model(model_key).model, prompt, target=target)
 
 
-def attention_patterns(choice: ModelChoice, prompt: str, tr: Callable[..., str]) -> Outcome:
-    """Attention patterns of ``prompt`` (cached per model and prompt)."""
+def attention_patterns(choice: ModelChoice, prompt: str, tr: Callable[..., str], target: str | None = None) -> Outcome:
+    """Attention patterns of ``prompt`` (and, for an encoder-decoder, of the decoder's
+    ``target``; None or blank: the model's own output), cached per model, prompt and target."""
+    target = (target or "").strip() or None
     try:
-        return Outcome(value=_cached_patterns(choice.key, prompt))
+        return Outcome(value=_cached_patterns(choice.key, prompt, target))
     except PromptError as err:
         return Outcome(error=tr(f"error.{err.code}", name=choice.label, **err.details))
     except Exception as err:  # noqa: BLE001 - shown to the user, never raised

@@ -41,6 +41,30 @@ from models.components.positions import alibi_bias, alibi_slopes, apply_rotary
 from models.config import ModelConfig
 
 
+class KVCache:
+    """Keys and values already computed, per attention layer, for incremental decoding.
+
+    Self-attention appends the new positions' keys/values at every step (after rotary, so they
+    are never rotated twice); cross-attention stores the encoder output's keys/values once. The
+    hooks ``hook_k`` / ``hook_v`` see only what a step computes, as in TransformerLens.
+    """
+
+    def __init__(self):
+        self.entries: dict[nn.Module, tuple[Tensor, Tensor]] = {}
+
+    def __len__(self) -> int:  # positions already cached by self-attention
+        for module, (k, _) in self.entries.items():
+            if not module.cross:
+                return k.shape[1]
+        return 0
+
+    def select(self, index: Tensor) -> "KVCache":
+        """Keep batch rows ``index`` (beam search reorders them)."""
+        out = KVCache()
+        out.entries = {m: (k[index], v[index]) for m, (k, v) in self.entries.items()}
+        return out
+
+
 @dataclass
 class AttentionContext:
     """What every attention layer of one forward pass shares; built once by the model."""
@@ -51,6 +75,7 @@ class AttentionContext:
     causal: bool  # with mask None: plain causal mask (True) or no mask at all (False)
     rotary_q: Optional[tuple[Tensor, Tensor]] = None  # (cos, sin) [batch, q, 1, rotary_dim]
     rotary_k: Optional[tuple[Tensor, Tensor]] = None
+    cache: Optional[KVCache] = None  # incremental decoding: past keys/values, updated in place
 
     _causal_mask: Optional[Tensor] = field(default=None, repr=False)
 
@@ -88,13 +113,20 @@ def build_mask(
     k_idx = torch.arange(k_len, device=device)[None, :]
     if kind == "causal":
         allowed = k_idx <= q_idx
-    elif kind == "prefix":  # prefix-LM: the prefix is bidirectional, the rest causal
-        allowed = (k_idx <= q_idx) | (k_idx < prefix_length)
+    elif kind == "prefix":  # prefix-LM: the first prefix_length real tokens are bidirectional, the rest causal
+        if key_padding is None:
+            in_prefix = k_idx < prefix_length  # [1, k]
+        else:  # count real tokens only, so left padding does not shift the prefix
+            real = key_padding.bool()
+            in_prefix = (real.long().cumsum(-1) <= prefix_length) & real  # [batch, k]
+            in_prefix = in_prefix[:, None, None, :]
+        allowed = (k_idx <= q_idx) | in_prefix
     else:
         allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=device)
     if windowed:
         allowed = allowed & (q_idx - k_idx < sliding_window)
-    allowed = allowed[None, None]  # [1, 1, q, k]
+    if allowed.dim() == 2:
+        allowed = allowed[None, None]  # [1, 1, q, k]
     if key_padding is not None:
         allowed = allowed & key_padding[:, None, None, :].bool()
         # A padding query that may see nothing would give NaN; let it see everything (its
@@ -195,8 +227,11 @@ class Attention(nn.Module):
         kv_input: Optional[Float[Tensor, "batch kv_pos d_model"]] = None,
     ) -> Float[Tensor, "batch pos d_model"]:
         H, K = self.cfg.n_heads, self.cfg.n_key_value_heads
+        cache = ctx.cache
         if kv_input is None:
             q, k, v = self._project(x, 0, H + 2 * K).split([H, K, K], dim=2)
+        elif cache is not None and self in cache.entries:  # cross-attention: encoder K/V computed once
+            q, (k, v) = self._project(x, 0, H), cache.entries[self]
         else:
             q = self._project(x, 0, H)
             k, v = self._project(kv_input, H, H + 2 * K).split([K, K], dim=2)
@@ -204,6 +239,11 @@ class Attention(nn.Module):
         if self.use_rotary:
             q = self.hook_rot_q(apply_rotary(q, *ctx.rotary_q, self.cfg.rotary_adjacent_pairs))
             k = self.hook_rot_k(apply_rotary(k, *ctx.rotary_k, self.cfg.rotary_adjacent_pairs))
+        if cache is not None:
+            if not self.cross and self in cache.entries:
+                past_k, past_v = cache.entries[self]
+                k, v = torch.cat([past_k, k], dim=1), torch.cat([past_v, v], dim=1)
+            cache.entries[self] = (k, v)
         z = self.attend(q, k, v, ctx)
         z = self.hook_z(z)
         if is_hooked(self.hook_result):

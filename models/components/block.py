@@ -53,7 +53,7 @@ class Block(nn.Module):
         if self.cfg.norm_position == "post":
             return self._forward_post_ln(x, ctx, encoder_out, cross_ctx)
         attn_out = self.hook_attn_out(self.attn(self.ln1(x), ctx))
-        if self.cfg.parallel_attn_mlp:
+        if self.cfg.parallel_attn_mlp and not self.cfg.attn_only:
             return self.hook_resid_post(x + attn_out + self.hook_mlp_out(self.mlp(self.ln2(x))))
         x = self.hook_resid_mid(x + attn_out)
         if encoder_out is not None:

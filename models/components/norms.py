@@ -51,10 +51,13 @@ class RMSNorm(nn.Module):
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        # Statistics in float32 even for half-precision models, as Llama does.
+        # Statistics in float32 even for half-precision models, and x * rsqrt(.) rather than
+        # x / sqrt(.), as Llama does: the same rounding as the reference keeps logits within ~4e-5.
         x32 = x.float()
-        scale = self.hook_scale((x32.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(self.w * (x32 / scale).to(x.dtype))
+        inv_scale = torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if is_hooked(self.hook_scale):
+            inv_scale = 1.0 / self.hook_scale(1.0 / inv_scale)
+        return self.hook_normalized(self.w * (x32 * inv_scale).to(x.dtype))
 
 
 def make_norm(cfg: ModelConfig, d: int | None = None) -> nn.Module:

@@ -3,7 +3,7 @@
 * Rotary (Su et al. 2021, RoFormer): rotate each pair of query/key features by an angle
   ``pos * base^(-2i/d_rot)``, so ``q_m . k_n`` depends on ``m - n`` only. NeoX/Llama pair
   feature ``i`` with ``i + d_rot/2`` ("halves"); GPT-J pairs adjacent features.
-* ALiBi (Press et al. 2022): add ``-slope_h * (query_pos - key_pos)`` to the attention scores
+* ALiBi (Press et al. 2022): add ``-slope_h * |query_pos - key_pos|`` to the attention scores
   of head ``h``, with geometric slopes ``2^(-8h/n_heads)``.
 """
 
@@ -59,6 +59,11 @@ def alibi_slopes(n_heads: int) -> Float[Tensor, "n_heads"]:
 def alibi_bias(
     slopes: Float[Tensor, "n_heads"], q_positions: Int[Tensor, "batch q"], k_positions: Int[Tensor, "batch k"]
 ) -> Float[Tensor, "batch n_heads q k"]:
-    """``slope_h * (key_pos - query_pos)``: zero on the diagonal, more negative further back."""
-    rel = (k_positions[:, None, :] - q_positions[:, :, None]).float()  # [batch, q, k]
-    return slopes.to(rel.device)[None, :, None, None] * rel[:, None]
+    """``-slope_h * |key_pos - query_pos|``: zero on the diagonal, more negative with distance.
+
+    Under a causal mask (keys at or before the query) this is Press et al.'s
+    ``slope_h * (key_pos - query_pos)``; under a bidirectional or prefix mask it penalises keys
+    after the query as much as keys before it (the symmetric form of MosaicBERT), instead of
+    rewarding them."""
+    dist = (k_positions[:, None, :] - q_positions[:, :, None]).abs().float()  # [batch, q, k]
+    return -slopes.to(dist.device)[None, :, None, None] * dist[:, None]

@@ -11,6 +11,7 @@ import torch
 
 from models.config import ModelConfig
 from models.loading.checkpoint import ModelLoadError, hf_config, read_config, read_state_dict, read_tokenizer
+from models.loading.gguf import cached_checkpoint, gguf_source
 from models.loading.hf import CONVERTERS, supported_model_types
 from models.loading.registry import ModelInfo, list_models, resolve
 from models.transformer import Transformer
@@ -45,13 +46,16 @@ def load_pretrained(
     device: Optional[str] = None,
     dtype: Union[None, str, torch.dtype] = None,
 ) -> Transformer:
-    """Load a listed model by name, or a local Hugging Face checkpoint folder, with no network.
+    """Load a listed model by name, a local Hugging Face checkpoint folder or a .gguf file, with no network.
 
     Returns a ``Transformer`` in eval mode with ``.cfg``, ``.tokenizer`` (None when the folder has
     no tokenizer.json) and ``.to_tokens``. Raises ``ModelLoadError`` with a message that names the
     problem (unknown name, missing file, unsupported architecture, corrupt file, wrong shapes).
     """
     folder, name = resolve(path_or_name)
+    gguf_file = gguf_source(folder)
+    if gguf_file is not None:  # GGUF: converted once to a cached native checkpoint folder (gguf.py)
+        folder = cached_checkpoint(gguf_file, name)
     dtype = _dtype(dtype)
     device = device or best_device()
     config = read_config(folder)
@@ -83,8 +87,9 @@ def load_pretrained(
 
 def _build(cfg: ModelConfig, state: dict, folder: Path) -> Transformer:
     model = Transformer(cfg)  # parameters are uninitialised torch.empty: cheap, and all replaced below
-    if cfg.tie_word_embeddings:
-        state.setdefault("unembed.weight", state.get("embed.W_E"))
+    for alias, source in model.tied_parameters().items():
+        if state.get(alias) is None:
+            state[alias] = state.get(source)
     expected = model.state_dict()
     missing = sorted(k for k in expected if state.get(k) is None)
     if missing:
@@ -100,8 +105,7 @@ def _build(cfg: ModelConfig, state: dict, folder: Path) -> Transformer:
     if nonfinite:
         warnings.warn(f"{folder}: weights contain NaN or Inf in {nonfinite[:3]}; outputs will be meaningless.")
     model.load_state_dict({k: state[k].to(cfg.dtype).contiguous() for k in expected}, strict=True, assign=True)
-    if cfg.tie_word_embeddings:  # assign=True replaced both parameters; share one tensor again
-        model.unembed.weight = model.embed.W_E
+    model.tie_weights()  # assign=True replaced tied parameters separately; share one tensor again
     return model
 
 
@@ -124,8 +128,8 @@ def save_native(model: Transformer, folder: Union[str, Path], card: Optional[str
     cfg.pop("device", None)
     (folder / "config.json").write_text(json.dumps({"model_type": NATIVE_MODEL_TYPE, "workbench": cfg}, indent=2))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if model.cfg.tie_word_embeddings:
-        state.pop("unembed.weight", None)
+    for alias in model.tied_parameters():
+        state.pop(alias, None)
     save_file(state, str(folder / "model.safetensors"))
     if card is not None:
         (folder / "README.md").write_text(card)

@@ -88,7 +88,10 @@ def read_tokenizer(folder: Path) -> Optional[object]:
     if not (folder / "tokenizer.json").is_file():
         return None
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
 
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # our own config.json ("model_type": "workbench") is not HF's: not an error
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except Exception:
@@ -96,3 +99,5 @@ def read_tokenizer(folder: Path) -> Optional[object]:
             return PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
         except Exception as e:
             raise ModelLoadError(f"{folder / 'tokenizer.json'} could not be read ({e}).") from e
+    finally:
+        hf_logging.set_verbosity(verbosity)

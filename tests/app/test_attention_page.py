@@ -148,14 +148,14 @@ def test_folder_without_checkpoint_shows_load_error(lang: str, tmp_path: Path) -
 @pytest.mark.parametrize("lang", LANGS)
 def test_no_model_selected_shows_error(lang: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(state, "list_models", lambda: [])
-    state.shipped_model_names.clear()
+    state.shipped_models.clear()
     try:
         at = new_app(lang).run()
         assert_no_exception(at)
         assert errors(at) == [t("error.no_model", lang)]
         assert t("sidebar.no_models", lang) in [i.value for i in at.info]
     finally:
-        state.shipped_model_names.clear()
+        state.shipped_models.clear()
 
 
 def test_switching_language_relabels_everything(tiny_gpt2_dir: Path) -> None:
@@ -176,9 +176,9 @@ def test_switching_language_relabels_everything(tiny_gpt2_dir: Path) -> None:
 def test_changing_layer_or_head_does_not_rerun_model(tiny_gpt2_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def counting(model, prompt):
+    def counting(model, prompt, **kwargs):
         calls.append(prompt)
-        return compute_attention_patterns(model, prompt)
+        return compute_attention_patterns(model, prompt, **kwargs)
 
     monkeypatch.setattr(state, "compute_attention_patterns", counting)
     prompt = "a prompt used only by this test, twice: a prompt"
@@ -217,7 +217,7 @@ def test_first_listed_model_is_selected_by_default(tiny_gpt2_dir: Path, monkeypa
 
     monkeypatch.setattr(state, "list_models", lambda: fake_infos)
     monkeypatch.setattr(state, "load_pretrained", load)
-    state.shipped_model_names.clear()
+    state.shipped_models.clear()
     try:
         at = new_app("en").run()
         assert_no_exception(at)
@@ -225,7 +225,7 @@ def test_first_listed_model_is_selected_by_default(tiny_gpt2_dir: Path, monkeypa
         assert errors(at) == []
         assert len(charts(at)) == 1
     finally:
-        state.shipped_model_names.clear()
+        state.shipped_models.clear()
         state._load_model.clear()
 
 
@@ -234,9 +234,79 @@ def test_shipped_models_render_by_default() -> None:
     infos = models.list_models()
     if not infos:
         pytest.skip("no shipped models yet (models.list_models() is empty)")
-    state.shipped_model_names.clear()
+    state.shipped_models.clear()
     at = new_app("es").run()
     assert_no_exception(at)
     assert at.selectbox(key=state.MODEL_NAME_KEY).value == infos[0].name
     assert errors(at) == []
     assert len(charts(at)) == 1
+
+
+# ----------------------------------------------------------------- encoder and encoder-decoder models
+@pytest.fixture(scope="module")
+def marian_dir(tmp_path_factory) -> Path:
+    from tests.hf_reference import save_random_hf_model
+
+    return save_random_hf_model("marian", tmp_path_factory.mktemp("marian"))
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_encoder_decoder_attention_kinds(lang: str, marian_dir: Path) -> None:
+    source = "el gato negro"
+    at = open_folder(new_app(lang), marian_dir, prompt=source)
+    assert_no_exception(at)
+    assert errors(at) == []
+    assert at.text_area(key=state.PROMPT_KEY).label == t("attention.source", lang)
+    kinds = at.radio(key=state.ATTN_KIND_KEY)
+    assert kinds.label == t("attention.kind", lang)
+    assert kinds.options == [t(f"attention.kind.{k}", lang) for k in ("encoder", "decoder", "cross")]
+    model = models.load_pretrained(str(marian_dir))
+    expected = compute_attention_patterns(model, source)
+    assert t("attention.generated", lang, text=expected.target_text or "∅") in [i.value for i in at.info]
+
+    for kind in ("encoder", "decoder", "cross"):
+        at.radio(key=state.ATTN_KIND_KEY).set_value(kind).run()
+        at.selectbox(key=state.LAYER_KEY).set_value(1).run()
+        at.selectbox(key=state.HEAD_KEY).set_value(2).run()
+        assert_no_exception(at)
+        (spec,) = charts(at)
+        trace = spec["data"][0]
+        chosen = expected[kind]
+        assert trace["y"] == token_labels(chosen.query_tokens) and trace["x"] == token_labels(chosen.key_tokens)
+        np.testing.assert_allclose(plotly_array(trace["z"]), chosen.head(1, 2), atol=1e-6)
+        assert spec["layout"]["title"]["text"] == t(f"figure.title.{kind}", lang, layer=1, head=2)
+
+    # a target typed by the user replaces the model's output; the chosen kind/layer/head stay
+    at.text_input(key=state.TARGET_KEY).input("the black cat").run()
+    assert_no_exception(at)
+    given = compute_attention_patterns(model, source, target="the black cat")
+    (spec,) = charts(at)
+    assert spec["data"][0]["y"] == token_labels(given["cross"].query_tokens)
+    np.testing.assert_allclose(plotly_array(spec["data"][0]["z"]), given["cross"].head(1, 2), atol=1e-6)
+    assert t("attention.given_target", lang, text="the black cat") in [i.value for i in at.info]
+
+
+def test_encoder_model_runs_through_attention_page(tmp_path: Path) -> None:
+    from tests.hf_reference import save_random_hf_model
+
+    folder = save_random_hf_model("bert_nohead", tmp_path / "bert")
+    at = open_folder(new_app("en"), folder, prompt="the cat sat")
+    assert_no_exception(at)
+    assert errors(at) == []
+    assert len(at.get("radio")) == 1  # only the language selector: one kind of attention
+    (spec,) = charts(at)
+    z = plotly_array(spec["data"][0]["z"])
+    assert np.all(z[np.triu_indices(z.shape[0], 1)] > 0)  # bidirectional
+    assert t("attention.intro_encoder", "en") in [c.value for c in at.caption]
+
+
+def test_model_picker_shows_family_and_summary() -> None:
+    infos = models.list_models()
+    if not infos:
+        pytest.skip("no listed models")
+    state.shipped_models.clear()
+    at = new_app("es").run()
+    picker = at.selectbox(key=state.MODEL_NAME_KEY)
+    family = {"decoder": "decodificador", "encoder": "codificador", "encoder-decoder": "codificador-decodificador"}
+    assert picker.options == [f"{i.name} · {family[i.family]}" for i in infos]
+    assert infos[0].summary in [c.value for c in at.sidebar.caption]

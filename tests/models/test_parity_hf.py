@@ -9,10 +9,11 @@ import torch
 from transformer_lens import patching
 
 from models import load_pretrained
-from tests.hf_reference import KINDS, boot_bridge, hf_forward, random_tokens, save_random_hf_model
+from tests.hf_reference import LM_KINDS, boot_bridge, hf_forward, random_tokens, save_random_hf_model
 
 
-@pytest.fixture(scope="module", params=KINDS)
+# bert_nohead, marian and bart: tests/models/test_encoders_seq2seq.py
+@pytest.fixture(scope="module", params=LM_KINDS)
 def checkpoint(request, tmp_path_factory):
     return request.param, save_random_hf_model(request.param, tmp_path_factory.mktemp(request.param))
 

@@ -29,3 +29,13 @@ def test_errors(tmp_path: Path) -> None:
         with pytest.raises(ModelChoiceError) as err:
             resolve_model_choice(name, folder)
         assert err.value.code == code
+
+
+def test_gguf_file_is_accepted(tmp_path: Path) -> None:
+    gguf = tmp_path / "model.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF")
+    choice = resolve_model_choice(None, str(gguf))
+    assert choice.is_folder and choice.key == str(gguf.resolve())
+    with pytest.raises(ModelChoiceError) as err:
+        resolve_model_choice(None, str(tmp_path / "missing.gguf"))
+    assert err.value.code == "folder_missing"
