@@ -32,7 +32,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "escribe abajo la ruta de una carpeta con un checkpoint.",
         "sidebar.folder": "Carpeta de checkpoint local",
         "sidebar.folder_help": "Ruta de una carpeta con config.json, los pesos (safetensors) y el tokenizador. "
-        "Si la rellenas, tiene prioridad sobre el modelo incluido. Pulsa Enter para aplicar.",
+        "También vale un archivo .gguf. Si la rellenas, tiene prioridad sobre el modelo incluido. Pulsa Enter para aplicar.",
         "sidebar.folder_placeholder": "/ruta/a/mi/checkpoint",
         "sidebar.model_info": "{name} · {family} · {summary} · contexto de {n_ctx} tokens · {device}",
         "family.decoder": "decodificador",
@@ -83,7 +83,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "error.folder_missing": "La carpeta «{path}» no existe. Comprueba la ruta en la barra lateral "
         "(debe ser una carpeta con config.json y los pesos del modelo).",
         "error.not_a_folder": "«{path}» no es una carpeta. Escribe la ruta de la carpeta que contiene "
-        "config.json y los pesos, no la de un archivo.",
+        "config.json y los pesos (o de un archivo .gguf), no la de otro archivo.",
         "error.model_load": "No se pudo cargar el modelo «{name}»: {detail} "
         "Elige otro modelo o corrige la carpeta en la barra lateral.",
         "error.empty_prompt": "El texto de entrada está vacío. "
@@ -104,7 +104,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "sidebar.no_models": "No shipped models yet: enter the path of a checkpoint folder below.",
         "sidebar.folder": "Local checkpoint folder",
         "sidebar.folder_help": "Path of a folder with config.json, the weights (safetensors) and the tokenizer. "
-        "When filled in, it takes precedence over the shipped model. Press Enter to apply.",
+        "A .gguf file works too. When filled in, it takes precedence over the shipped model. Press Enter to apply.",
         "sidebar.folder_placeholder": "/path/to/my/checkpoint",
         "sidebar.model_info": "{name} · {family} · {summary} · {n_ctx}-token context · {device}",
         "family.decoder": "decoder",
@@ -155,7 +155,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "error.folder_missing": "The folder '{path}' does not exist. Check the path in the sidebar "
         "(it must be a folder with config.json and the model weights).",
         "error.not_a_folder": "'{path}' is not a folder. Enter the path of the folder that holds "
-        "config.json and the weights, not of a file.",
+        "config.json and the weights (or of a .gguf file), not of another file.",
         "error.model_load": "Could not load the model '{name}': {detail} "
         "Pick another model or fix the folder in the sidebar.",
         "error.empty_prompt": "The input text is empty. Type some text to see the attention patterns.",
