@@ -17,11 +17,11 @@ def render() -> None:
     tr = translator(state.current_lang())
     st.title(tr("attention.title"))
 
-    state.set_default(state.PROMPT_KEY, tr("attention.default_prompt"))
     with st.spinner(tr("attention.loading_model")):
         loaded = state.load_selected_model(tr)
     if loaded.error:
         st.error(loaded.error)
+        state.set_prompt_default(tr("attention.default_prompt"))
         # keep the prompt box (and what the user typed) while they fix the model choice
         st.text_area(tr("attention.prompt"), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
         return
@@ -41,6 +41,7 @@ def render() -> None:
         )
     )
 
+    state.set_prompt_default(tr("attention.default_source" if seq2seq else "attention.default_prompt"))
     prompt_label = "attention.source" if seq2seq else "attention.prompt"
     prompt = st.text_area(tr(prompt_label), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
     target = None

@@ -158,7 +158,8 @@ class ModelConfig:
         norm = {"LN": "LayerNorm", "RMS": "RMSNorm", None: "no norm"}[self.normalization_type]
         pos = {"standard": "learned"}.get(self.positional_embedding_type, self.positional_embedding_type)
         kv = f" ({self.n_key_value_heads} kv)" if self.n_key_value_heads != self.n_heads else ""
-        mlp = "attn-only" if self.attn_only else ("SwiGLU" if self.gated_mlp else self.act_fn.upper())
+        act = {"relu": "ReLU", "silu": "SiLU", "gelu": "GELU"}.get(self.act_fn, "GELU (tanh)")
+        mlp = "attn-only" if self.attn_only else ("SwiGLU" if self.gated_mlp else act)
         layers = f"{self.n_layers}+{self.n_decoder_layers}" if self.family == "encoder-decoder" else str(self.n_layers)
         return (
             f"{self.family}, {layers} layers x {self.n_heads} heads{kv}, d_model {self.d_model}, "

@@ -13,7 +13,9 @@ import plotly.graph_objects as go
 
 
 def display_token(token: str) -> str:
-    """A token as a readable, single-line label (newlines and tabs made visible)."""
+    """A token as a readable, single-line label: newlines and tabs made visible, and ``<``, ``>``,
+    ``&`` escaped, since Plotly renders label text as HTML (``<s>`` would start strikethrough)."""
+    token = token.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return token.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
 
 

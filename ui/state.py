@@ -51,6 +51,19 @@ def set_default(key: str, value: Any) -> None:
         st.session_state[key] = value
 
 
+_PROMPT_DEFAULT = "_prompt_default"
+
+
+def set_prompt_default(default: str) -> None:
+    """Give the prompt box ``default`` unless the user has typed something of their own: a
+    prompt still equal to the previous default follows the model (a Spanish source sentence for
+    the translator, an English prompt for a decoder); a typed prompt is never replaced."""
+    ss = st.session_state
+    if PROMPT_KEY not in ss or ss[PROMPT_KEY] == ss.get(_PROMPT_DEFAULT):
+        ss[PROMPT_KEY] = default
+    ss[_PROMPT_DEFAULT] = default
+
+
 def keep_in_options(key: str, options: list) -> None:
     """Forget a widget's stored value that is no longer one of its options
     (e.g. a model with fewer layers was picked, or a shipped model vanished).

@@ -70,3 +70,10 @@ def test_heatmap_rejects_shape_mismatch() -> None:
 def test_figure_modules_do_not_import_streamlit() -> None:
     code = "import sys, ui.figures, ui.patterns, ui.i18n; assert 'streamlit' not in sys.modules, 'streamlit imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_special_tokens_are_escaped_for_plotly_html() -> None:
+    from ui.figures import display_token, token_labels
+
+    assert display_token("<s>") == "&lt;s&gt;" and display_token("a&b") == "a&amp;b"
+    assert token_labels(["<s>", "</s>"]) == ["0: &lt;s&gt;", "1: &lt;/s&gt;"]
