@@ -32,6 +32,10 @@ _HOOKS = {
     "mlp_out": "hook_mlp_out",
     "head_out": "attn.hook_z",
     "head_out_by_pos": "attn.hook_z",
+    "q": "attn.hook_q",
+    "k": "attn.hook_k",
+    "v": "attn.hook_v",
+    "pattern": "attn.hook_pattern",
 }
 
 
@@ -41,7 +45,8 @@ def attribution_patching(
 ) -> PatchingResult:
     """Estimated denoising patching results for ``sweep`` (``resid_pre``, ``resid_mid``,
     ``attn_out``, ``mlp_out``: ``[n_layers, pos]``; ``head_out``: ``[n_layers, n_heads]``;
-    ``head_out_by_pos``: ``[n_layers, pos, n_heads]``)."""
+    ``head_out_by_pos``: ``[n_layers, pos, n_heads]``; ``q``/``k``/``v``/``pattern``:
+    ``[n_layers, heads]``, key/value heads for ``k``/``v``)."""
     check_same_shape(clean_tokens, corrupted_tokens)
     if sweep not in _HOOKS:
         raise ValueError(f"sweep must be one of {sorted(_HOOKS)}, not {sweep!r}")
@@ -74,8 +79,10 @@ def attribution_patching(
         diff = clean[n] - saved[n].detach()
         g = torch.zeros_like(diff) if g is None else g
         prod = (diff * g).float()
-        if sweep == "head_out":
+        if sweep in ("head_out", "q", "k", "v"):
             rows.append(prod.sum(dim=(0, 1, 3)))  # [heads]
+        elif sweep == "pattern":
+            rows.append(prod.sum(dim=(0, 2, 3)))  # [batch, head, q, k] -> [heads]
         elif sweep == "head_out_by_pos":
             rows.append(prod.sum(dim=(0, 3)))  # [pos, heads]
         else:
@@ -83,9 +90,10 @@ def attribution_patching(
     values = baseline + torch.stack(rows).detach().cpu()
     source = float(metric(clean_logits))
     labels = {"layer": [str(l) for l in range(L)]}
-    if sweep == "head_out":
+    if sweep in ("head_out", "q", "k", "v", "pattern"):
         axes = ("layer", "head")
-        labels["head"] = _head_labels(model)
+        n = model.cfg.n_key_value_heads if sweep in ("k", "v") else model.cfg.n_heads
+        labels["head"] = [str(h) for h in range(n)]
     elif sweep == "head_out_by_pos":
         axes = ("layer", "position", "head")
         labels.update(position=_pos_labels(model, corrupted_tokens), head=_head_labels(model))

@@ -177,6 +177,56 @@ def test_attribution_clean_into_clean_is_zero(setup):
     from circuits.attribution import attribution_patching
 
     _, model, clean, _, _, _, metric = setup
-    for sweep in ("resid_pre", "attn_out", "mlp_out", "head_out", "head_out_by_pos"):
+    for sweep in ("resid_pre", "attn_out", "mlp_out", "head_out", "head_out_by_pos", "q", "k", "v", "pattern"):
         est = attribution_patching(model, clean, clean, metric, sweep)
         close(est.values, torch.full_like(est.values, est.baseline), atol=1e-6)
+
+
+def test_noising_ranks_the_induction_models_heads():
+    """Patching each head's output from a run with no repeats into the clean [BOS] + R + R run:
+    the heads the model card names hurt the second copy more than every other head."""
+    import json
+    from pathlib import Path
+
+    from circuits.metrics import Metric
+    from scripts.induction_metrics import repeated_sequences, word_ids
+
+    model = load_pretrained("induction-2l", device="cpu")
+    card = json.loads((Path(__file__).resolve().parents[2] / "models/zoo/induction-2l/heads.json").read_text())
+    named = set(card["induction_heads"]) | set(card["previous_token_heads"])
+    words = torch.tensor(word_ids(model.tokenizer, model.cfg.d_vocab))
+    bos, R = model.tokenizer.bos_token_id, 20
+    clean = repeated_sequences(bos, words.tolist(), R, 32, seed=1)
+    gen = torch.Generator().manual_seed(5)
+    corrupted = torch.cat([torch.full((32, 1), bos), words[torch.randint(len(words), (32, 2 * R), generator=gen)]], 1)
+
+    class SecondCopyLoss(Metric):
+        positions = None
+
+        def per_prompt(self, logits):
+            logp = torch.log_softmax(logits[:, R + 1 : -1].float(), -1)
+            return -logp.gather(-1, clean[:, R + 2 :, None])[..., 0].mean(-1)
+
+    with torch.no_grad():
+        _, corrupted_cache = model.run_with_cache(corrupted)
+    result = patch_head_outputs(model, clean, corrupted_cache, SecondCopyLoss())
+    effect = {f"L{l}H{h}": float(result.values[l, h]) for l in range(2) for h in range(model.cfg.n_heads)}
+    others = [v for k, v in effect.items() if k not in named]
+    assert others and min(effect[k] for k in named) > max(others), effect
+
+
+@pytest.mark.parametrize("vector", ["q", "v", "pattern"])
+def test_attribution_of_head_vectors_is_first_order(setup, vector):
+    """As for head outputs: the estimate matches an exact patch of a tiny step along clean - corrupted."""
+    from circuits.attribution import attribution_patching
+    from circuits.patching import Patch, _run_patches
+
+    _, model, clean, corrupted, clean_cache, corrupted_cache, metric = setup
+    est = attribution_patching(model, clean, corrupted, metric, vector)
+    name = f"blocks.1.attn.hook_{vector}"
+    index = (slice(None), 1) if vector == "pattern" else (slice(None), slice(None), 1)
+    eps = 1e-3
+    tiny = {name: corrupted_cache[name] + eps * (clean_cache[name] - corrupted_cache[name])}
+    value = float(_run_patches(model, corrupted, tiny, metric, [Patch(1, name, index)])[0])
+    change = float(est.values[1, 1] - est.baseline)
+    assert abs(value - est.baseline - eps * change) < 1e-3 * abs(change) + 1e-6
