@@ -5,9 +5,10 @@ An :class:`Ablation` names *what* (a head's output ``z`` or its ``q``/``k``/``v`
 MLP neuron, a whole attention or MLP layer, the residual stream), *where* (layer, head or neuron,
 optionally one position) and *how*:
 
-* ``zero``: the activation is set to 0. Zeroing every head of a layer leaves that layer's output
-  equal to its bias ``b_O`` (a constant of the layer, not an output of any head), which is also
-  what zero-ablating the whole ``attn`` layer does here;
+* ``zero``: the activation is set to 0. Zeroing one head sets its ``z`` to 0 (the layer's bias
+  ``b_O`` stays, as in TransformerLens); zeroing *every* head of a layer (at every position)
+  removes the layer's whole output, bias included: it is the same as zero-ablating the ``attn``
+  layer, whose output ``hook_attn_out`` becomes 0;
 * ``mean``: its mean over a reference batch (``reference`` tokens; per position when they have
   the prompt's length, else over batch and positions);
 * ``resample``: its value on a reference prompt drawn (seeded) for each prompt of the batch.
@@ -33,7 +34,7 @@ _HOOK = {
     "v": "attn.hook_v",
     "pattern": "attn.hook_pattern",
     "neuron": "mlp.hook_post",
-    "attn": "attn.hook_z",
+    "attn": "hook_attn_out",
     "mlp": "hook_mlp_out",
     "resid": "hook_resid_pre",
 }
@@ -69,7 +70,7 @@ class Ablation:
             return (slice(None), pos, self.index)
         if self.target == "neuron":  # [batch, pos, d_mlp]
             return (slice(None), pos, self.index)
-        return (slice(None), pos)  # attn (all heads' z), mlp, resid
+        return (slice(None), pos)  # attn, mlp (layer outputs), resid
 
 
 @dataclass
@@ -138,6 +139,12 @@ def ablation_hooks(model, tokens: Tensor, ablations: Sequence[Ablation], referen
     """The ``(hook name, function)`` pairs that apply ``ablations`` (for ``model.hooks``)."""
     for ab in ablations:
         _check(model, ab)
+    ablations = list(ablations)
+    for layer in range(model.cfg.n_layers):  # every head of a layer zeroed everywhere = the layer removed
+        zeroed = {ab.index for ab in ablations if ab.target == "head" and ab.layer == layer and ab.kind == "zero"
+                  and ab.position is None}
+        if len(zeroed) == model.cfg.n_heads:
+            ablations.append(Ablation("attn", layer, kind="zero"))
     values = _replacements(model, tokens, ablations, reference, seed)
     by_hook: dict[str, list[Ablation]] = {}
     for ab in ablations:

@@ -239,3 +239,20 @@ def patch_head_vectors(model, tokens: Tensor, source_cache, metric: Metric, vect
     labels = {"layer": [str(l) for l in range(L)], "head": [str(h) for h in range(H)]}
     return _sweep(model, tokens, source_cache, metric, patches, (L, H), ("layer", "head"), labels,
                   source_tokens, attention_mask, max_rows, progress, cancel)
+
+
+def tqdm_progress(desc: str = "patching"):
+    """A ``progress`` callback that draws a tqdm bar (for scripts and notebooks)."""
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return progress

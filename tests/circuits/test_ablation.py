@@ -28,13 +28,16 @@ def test_zero_all_heads_equals_zero_attention_layer(gpt2):
     a = ablate(gpt2, tokens, heads)
     b = ablate(gpt2, tokens, [Ablation("attn", 1)])
     torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=0)
-    # the layer's output is then its bias alone: the same as replacing hook_attn_out by b_O
+    # the layer's output is removed, bias included: the same as zeroing hook_attn_out by hand
     _, cache = run_with(gpt2, tokens, heads, {"blocks.1.hook_attn_out"})
-    b_O = gpt2.blocks[1].attn.b_O
-    torch.testing.assert_close(cache["blocks.1.hook_attn_out"], b_O.expand_as(cache["blocks.1.hook_attn_out"]),
-                               atol=1e-6, rtol=0)
-    with torch.no_grad(), gpt2.hooks(fwd_hooks=[("blocks.1.hook_attn_out", lambda x, hook: torch.zeros_like(x) + b_O)]):
+    assert (cache["blocks.1.hook_attn_out"] == 0).all()
+    with torch.no_grad(), gpt2.hooks(fwd_hooks=[("blocks.1.hook_attn_out", lambda x, hook: torch.zeros_like(x))]):
         torch.testing.assert_close(gpt2(tokens), a.logits, atol=1e-5, rtol=0)
+    # all heads but one: the bias stays (TransformerLens's convention for head ablation)
+    _, cache = run_with(gpt2, tokens, heads[1:], {"blocks.1.hook_attn_out", "blocks.1.attn.hook_z"})
+    z0 = cache["blocks.1.attn.hook_z"][:, :, 0]
+    expected = z0 @ gpt2.blocks[1].attn.W_O[0] + gpt2.blocks[1].attn.b_O
+    torch.testing.assert_close(cache["blocks.1.hook_attn_out"], expected, atol=1e-5, rtol=0)
     assert (a.logits - a.clean_logits).abs().max() > 1e-3
 
 
