@@ -11,6 +11,7 @@ from ui.figures import attention_heatmap
 from ui.i18n import translator
 from ui.patterns import attention_kinds
 from ui.sidebar import family_label
+from ui.widgets import export_buttons
 
 
 def render() -> None:
@@ -89,6 +90,7 @@ def render() -> None:
         weight_label=tr("figure.weight"),
     )
     st.plotly_chart(fig, width="stretch", key="attention_heatmap")
+    export_buttons(fig, f"attention_{kind}_L{layer}H{head}", tr)
 
 
 render()

@@ -70,6 +70,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.running": "Ejecutando el modelo…",
         "attention.loading_model": "Cargando el modelo…",
         "attention.n_tokens": "{n} tokens",
+        # Export
+        "export.caption": "Exportar esta figura",
+        "export.png": "PNG",
+        "export.svg": "SVG",
+        "export.html": "HTML interactivo",
+        "export.csv": "Datos (CSV)",
         # Figure
         "figure.title": "Patrón de atención · capa {layer}, cabeza {head}",
         "figure.title.encoder": "Autoatención del codificador · capa {layer}, cabeza {head}",
@@ -143,6 +149,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.running": "Running the model…",
         "attention.loading_model": "Loading the model…",
         "attention.n_tokens": "{n} tokens",
+        # Export
+        "export.caption": "Export this figure",
+        "export.png": "PNG",
+        "export.svg": "SVG",
+        "export.html": "Interactive HTML",
+        "export.csv": "Data (CSV)",
         # Figure
         "figure.title": "Attention pattern · layer {layer}, head {head}",
         "figure.title.encoder": "Encoder self-attention · layer {layer}, head {head}",

@@ -1,0 +1,86 @@
+"""Exports of the attention figure: PNG, SVG, offline HTML, CSV, and the command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import models
+from ui.export import FORMATS, export, main, to_csv, to_html, to_png, to_svg
+from ui.figures import attention_heatmap
+from ui.patterns import compute_attention_patterns
+
+needs_chromium = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="kaleido needs /usr/bin/chromium")
+PROMPT = "gato azul tren queso gato azul tren queso"
+
+
+@pytest.fixture(scope="module")
+def figure():
+    model = models.load_pretrained("induction-2l")
+    patterns = compute_attention_patterns(model, PROMPT)
+    fig = attention_heatmap(patterns.head(1, 3), ("<bos>",) + patterns.str_tokens[1:], title="Capa 1, cabeza 3")
+    return fig, patterns.head(1, 3), ["<bos>"] + list(patterns.str_tokens[1:])
+
+
+@needs_chromium
+def test_png_and_svg(figure):
+    from PIL import Image
+
+    fig, _, _ = figure
+    png = to_png(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    image = Image.open(io.BytesIO(png))
+    assert image.size[0] >= 700 and image.size[1] >= 450  # scale 2 of the default size
+    assert len(set(image.convert("L").getdata())) > 10  # not blank
+    svg = to_svg(fig).decode("utf-8")
+    root = ET.fromstring(svg)  # well-formed XML
+    assert root.tag.endswith("svg")
+    texts = " ".join(t for t in root.itertext())
+    assert "Capa 1, cabeza 3" in texts and "<bos>" in texts  # special tokens survive (escaped for Plotly)
+
+
+def test_html_is_standalone_and_offline(figure):
+    fig, pattern, tokens = figure
+    html = to_html(fig)
+    assert not re.search(r"<script[^>]+src=", html)  # no external script: plotly.js is in the page
+    assert not re.search(r"<link[^>]+href=\"https?://", html)
+    assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js is inlined
+    spec = json.loads(fig.to_json())
+    assert spec["layout"]["title"]["text"] in html
+
+
+def test_csv_holds_the_pattern_with_plain_labels(figure):
+    fig, pattern, tokens = figure
+    rows = list(csv.reader(io.StringIO(to_csv(fig))))
+    header, body = rows[0], rows[1:]
+    assert header[1:] == [f"{i}: {t}" for i, t in enumerate(tokens)]  # "<bos>", not "&lt;bos&gt;"
+    assert [r[0] for r in body] == header[1:]
+    values = np.array([[float(v) for v in r[1:]] for r in body])
+    np.testing.assert_allclose(values, pattern, atol=1e-5)
+    assert export(fig, "csv") == to_csv(fig).encode()
+
+
+@needs_chromium
+def test_command_line_one_head_and_all_heads(tmp_path):
+    out = tmp_path / "head.svg"
+    assert main(["--model", "induction-2l", "--prompt", PROMPT, "--layer", "1", "--head", "3",
+                 "--format", "svg", "-o", str(out), "--lang", "en"]) == 0
+    assert "Attention pattern · layer 1, head 3" in " ".join(ET.fromstring(out.read_text()).itertext())
+    slides = tmp_path / "slides"
+    assert main(["--model", "induction-2l", "--prompt", PROMPT, "--all-heads", "--format", "csv", "-o", str(slides)]) == 0
+    assert sorted(p.name for p in slides.iterdir()) == sorted(f"self_L{l}H{h}.csv" for l in range(2) for h in range(4))
+
+
+def test_command_line_errors(tmp_path, capsys):
+    assert main(["--model", "no-such-model", "--prompt", "x", "-o", str(tmp_path / "x.png")]) == 2
+    assert main(["--model", "induction-2l", "--prompt", "gato", "--layer", "7", "-o", str(tmp_path / "x.png")]) == 2
+    assert "layer must be 0..1" in capsys.readouterr().err
+    assert main(["--model", "induction-2l", "--prompt", "gato", "--kind", "cross", "-o", str(tmp_path / "x.png")]) == 2
+    assert set(FORMATS) == {"png", "svg", "html", "csv"}
