@@ -92,3 +92,51 @@ def attention_heatmap(
     if n_key != n_query:  # cross-attention: height follows the queries, cells stay square
         fig.update_layout(height=int(min(1000, max(350, 220 + 26 * n_query))))
     return fig
+
+
+def sweep_heatmap(
+    values: np.ndarray,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    *,
+    title: str = "",
+    row_label: str = "",
+    column_label: str = "",
+    value_label: str = "",
+) -> go.Figure:
+    """A patching sweep ``[rows, columns]`` (e.g. layer x position), diverging around 0: blue =
+    the patch restores the clean behaviour (1), red = it pushes the other way."""
+    values = np.asarray(values, dtype=float)
+    bound = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=[display_token(c) for c in columns],
+            y=[display_token(r) for r in rows],
+            zmid=0.0,
+            zmin=-max(bound, 1e-9),
+            zmax=max(bound, 1e-9),
+            colorscale="RdBu",
+            hovertemplate=f"{row_label}: %{{y}}<br>{column_label}: %{{x}}<br>{value_label}: %{{z:.3f}}<extra></extra>",
+            colorbar=dict(title=dict(text=value_label)),
+        )
+    )
+    fig.update_layout(title=dict(text=title), height=int(min(900, max(350, 160 + 28 * len(rows)))),
+                      margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(title_text=column_label, type="category", tickangle=-60)
+    fig.update_yaxes(title_text=row_label, type="category", autorange="reversed")
+    return fig
+
+
+def prediction_bars(clean: tuple, ablated: tuple, *, title: str = "", clean_label: str = "clean",
+                    ablated_label: str = "ablated", prob_label: str = "probability") -> go.Figure:
+    """Top next-token probabilities of two runs side by side; ``clean``/``ablated`` are
+    (tokens, probs) pairs."""
+    fig = go.Figure()
+    for (tokens, probs), name in ((clean, clean_label), (ablated, ablated_label)):
+        fig.add_trace(go.Bar(x=list(probs), y=[f"'{display_token(t)}'" for t in tokens], orientation="h", name=name,
+                             hovertemplate=f"%{{y}}<br>{prob_label}: %{{x:.3f}}<extra>{name}</extra>"))
+    fig.update_layout(title=dict(text=title), barmode="group", height=420, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(title_text=prob_label, range=[0, 1])
+    fig.update_yaxes(autorange="reversed")
+    return fig

@@ -84,7 +84,69 @@ STRINGS: dict[str, dict[str, str]] = {
         "figure.query": "Consulta (query)",
         "figure.key": "Clave (key)",
         "figure.weight": "Peso",
+        # Ablate & patch page
+        "page.interventions": "Ablación y parcheo",
+        "interventions.title": "Ablación y parcheo de activaciones",
+        "interventions.intro": "Interviene el modelo mientras corre: apaga cabezas de atención (ablación) y mira cómo "
+        "cambian sus predicciones, o copia activaciones de un texto limpio a uno corrupto (parcheo) para ver qué "
+        "componentes llevan el comportamiento.",
+        "interventions.tab_ablate": "Ablación",
+        "interventions.tab_patch": "Parcheo de activaciones",
+        "interventions.default_prompt": "When Mary and John went to the store, John gave a drink to",
+        "interventions.heads": "Cabezas de atención que se quitan (ablación)",
+        "interventions.heads_help": "L1H3 = capa 1, cabeza 3. Puedes elegir varias a la vez.",
+        "interventions.kind": "Tipo de ablación",
+        "interventions.kind.zero": "Cero",
+        "interventions.kind.mean": "Media",
+        "interventions.kind.resample": "Remuestreo",
+        "interventions.reference": "Texto de referencia",
+        "interventions.reference_help": "La media (o el remuestreo) se toma de las activaciones de este texto. "
+        "Para el remuestreo debe tener el mismo número de tokens que el texto de entrada.",
+        "interventions.loss_clean": "Pérdida normal",
+        "interventions.loss_ablated": "Pérdida con ablación",
+        "interventions.kl": "KL(normal ‖ ablación), último token",
+        "interventions.predictions_title": "Siguiente token: normal frente a ablación",
+        "interventions.normal": "Normal",
+        "interventions.ablated": "Con ablación",
+        "interventions.probability": "Probabilidad",
+        "interventions.patch_intro": "Parcheo con eliminación de ruido: se ejecuta el texto corrupto y, en cada "
+        "componente, se copia su activación del texto limpio. Métrica: diferencia de logits (respuesta − incorrecta) "
+        "en el último token, normalizada: 1 = comportamiento limpio recuperado, 0 = corrupto.",
+        "interventions.clean": "Texto limpio",
+        "interventions.corrupted": "Texto corrupto (mismo número de tokens)",
+        "interventions.answer": "Respuesta correcta",
+        "interventions.wrong": "Respuesta incorrecta",
+        "interventions.token_help": "Un solo token, con su espacio inicial si lo lleva (por ejemplo « Mary»).",
+        "interventions.default_clean": "When Mary and John went to the store, John gave a drink to",
+        "interventions.default_corrupted": "When Mary and John went to the store, Mary gave a drink to",
+        "interventions.default_answer": " Mary",
+        "interventions.default_wrong": " John",
+        "interventions.sweep": "Barrido",
+        "interventions.sweep.resid_pre": "Flujo residual (capa × posición)",
+        "interventions.sweep.attn_out": "Salida de atención (capa × posición)",
+        "interventions.sweep.mlp_out": "Salida de MLP (capa × posición)",
+        "interventions.sweep.head_out": "Salida de cada cabeza (capa × cabeza)",
+        "interventions.sweep.attribution_head_out": "Parcheo por atribución: cabezas (aproximado, rápido)",
+        "interventions.sweep.attribution_resid_pre": "Parcheo por atribución: flujo residual (aproximado, rápido)",
+        "interventions.run": "Ejecutar barrido",
+        "interventions.running": "Parcheando…",
+        "interventions.progress": "Parcheando: {done} de {total}",
+        "interventions.press_run": "Pulsa «Ejecutar barrido» para calcularlo.",
+        "interventions.metric_values": "Diferencia de logits: limpio {clean:.3f}, corrupto {corrupted:.3f}",
+        "interventions.position": "Posición",
+        "interventions.restored": "Recuperado",
         # Errors: each says what went wrong and what to do.
+        "error.decoder_only": "Esta vista funciona con modelos decodificadores; «{name}» no lo es. "
+        "Elige un modelo decodificador (por ejemplo induction-2l o smollm2-135m-instruct).",
+        "error.no_reference": "La ablación por media o por remuestreo necesita un texto de referencia: escríbelo arriba.",
+        "error.reference_length": "Para el remuestreo el texto de referencia debe tener {n} tokens como el de entrada; "
+        "tiene {m}. Cambia palabras por otras de igual longitud o usa la ablación por media.",
+        "error.not_one_token": "«{text}» no es un solo token para este modelo ({field}). Prueba con otra palabra "
+        "o añade o quita el espacio inicial.",
+        "error.length_mismatch": "El texto limpio tiene {n} tokens y el corrupto {m}: el parcheo copia activaciones "
+        "posición a posición, así que deben tener los mismos. Cambia un nombre por otro de igual longitud en tokens.",
+        "error.no_difference": "La métrica es igual en el texto limpio y en el corrupto, así que no hay nada que "
+        "recuperar. Cambia el texto corrupto o las respuestas.",
         "error.no_model": "No hay ningún modelo seleccionado. Elige un modelo incluido en la barra lateral "
         "o escribe la ruta de una carpeta de checkpoint.",
         "error.folder_missing": "La carpeta «{path}» no existe. Comprueba la ruta en la barra lateral "
@@ -163,7 +225,69 @@ STRINGS: dict[str, dict[str, str]] = {
         "figure.query": "Query",
         "figure.key": "Key",
         "figure.weight": "Weight",
+        # Ablate & patch page
+        "page.interventions": "Ablate & patch",
+        "interventions.title": "Ablation and activation patching",
+        "interventions.intro": "Intervene while the model runs: switch attention heads off (ablation) and see its "
+        "predictions change, or copy activations from a clean text into a corrupted one (patching) to see which "
+        "components carry the behaviour.",
+        "interventions.tab_ablate": "Ablation",
+        "interventions.tab_patch": "Activation patching",
+        "interventions.default_prompt": "When Mary and John went to the store, John gave a drink to",
+        "interventions.heads": "Attention heads to ablate",
+        "interventions.heads_help": "L1H3 = layer 1, head 3. You can pick several at once.",
+        "interventions.kind": "Kind of ablation",
+        "interventions.kind.zero": "Zero",
+        "interventions.kind.mean": "Mean",
+        "interventions.kind.resample": "Resample",
+        "interventions.reference": "Reference text",
+        "interventions.reference_help": "The mean (or the resampled values) come from this text's activations. "
+        "For resampling it needs the same number of tokens as the input text.",
+        "interventions.loss_clean": "Normal loss",
+        "interventions.loss_ablated": "Loss with ablation",
+        "interventions.kl": "KL(normal ‖ ablated), last token",
+        "interventions.predictions_title": "Next token: normal vs ablated",
+        "interventions.normal": "Normal",
+        "interventions.ablated": "Ablated",
+        "interventions.probability": "Probability",
+        "interventions.patch_intro": "Denoising patching: the corrupted text runs and, in each component, its "
+        "activation is copied from the clean text. Metric: logit difference (answer − wrong) at the last token, "
+        "normalized: 1 = clean behaviour restored, 0 = corrupted.",
+        "interventions.clean": "Clean text",
+        "interventions.corrupted": "Corrupted text (same number of tokens)",
+        "interventions.answer": "Correct answer",
+        "interventions.wrong": "Wrong answer",
+        "interventions.token_help": "One token, with its leading space if it has one (e.g. ' Mary').",
+        "interventions.default_clean": "When Mary and John went to the store, John gave a drink to",
+        "interventions.default_corrupted": "When Mary and John went to the store, Mary gave a drink to",
+        "interventions.default_answer": " Mary",
+        "interventions.default_wrong": " John",
+        "interventions.sweep": "Sweep",
+        "interventions.sweep.resid_pre": "Residual stream (layer × position)",
+        "interventions.sweep.attn_out": "Attention output (layer × position)",
+        "interventions.sweep.mlp_out": "MLP output (layer × position)",
+        "interventions.sweep.head_out": "Each head's output (layer × head)",
+        "interventions.sweep.attribution_head_out": "Attribution patching: heads (approximate, fast)",
+        "interventions.sweep.attribution_resid_pre": "Attribution patching: residual stream (approximate, fast)",
+        "interventions.run": "Run sweep",
+        "interventions.running": "Patching…",
+        "interventions.progress": "Patching: {done} of {total}",
+        "interventions.press_run": "Press 'Run sweep' to compute it.",
+        "interventions.metric_values": "Logit difference: clean {clean:.3f}, corrupted {corrupted:.3f}",
+        "interventions.position": "Position",
+        "interventions.restored": "Restored",
         # Errors: each says what went wrong and what to do.
+        "error.decoder_only": "This view works with decoder models; '{name}' is not one. "
+        "Pick a decoder model (e.g. induction-2l or smollm2-135m-instruct).",
+        "error.no_reference": "Mean and resample ablation need a reference text: type one above.",
+        "error.reference_length": "For resampling the reference text must have {n} tokens like the input; it has {m}. "
+        "Swap words for others of the same length, or use mean ablation.",
+        "error.not_one_token": "'{text}' is not a single token for this model ({field}). Try another word, or add "
+        "or remove the leading space.",
+        "error.length_mismatch": "The clean text has {n} tokens and the corrupted one {m}: patching copies activations "
+        "position by position, so they need the same number. Swap a name for another of the same token length.",
+        "error.no_difference": "The metric is the same on the clean and the corrupted text, so there is nothing to "
+        "restore. Change the corrupted text or the answers.",
         "error.no_model": "No model is selected. Pick a shipped model in the sidebar "
         "or enter the path of a checkpoint folder.",
         "error.folder_missing": "The folder '{path}' does not exist. Check the path in the sidebar "

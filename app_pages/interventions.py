@@ -1,0 +1,119 @@
+"""Ablate & patch page: ablate heads and see the next-token predictions change; patch clean
+activations into a corrupted run, layer by layer, and see which components carry the behaviour.
+
+Thin: widgets -> ui.interventions (pure) -> ui.figures. Sweep results are kept in the session
+(per inputs), so changing nothing but the display never reruns a sweep.
+"""
+
+import streamlit as st
+
+from ui import state
+from ui.figures import prediction_bars, sweep_heatmap
+from ui.i18n import translator
+from ui.interventions import ABLATION_KINDS, SWEEPS, ablation_predictions, head_names, patching_sweep
+from ui.patterns import PromptError
+from ui.widgets import export_buttons
+
+ABL_PROMPT, ABL_HEADS, ABL_KIND, ABL_REF = "abl_prompt", "abl_heads", "abl_kind", "abl_reference"
+P_CLEAN, P_CORRUPT, P_ANSWER, P_WRONG, P_SWEEP = "p_clean", "p_corrupted", "p_answer", "p_wrong", "p_sweep"
+RESULTS = "_sweep_results"
+
+
+def _error(tr, err: Exception, name: str) -> str:
+    if isinstance(err, PromptError):
+        return tr(f"error.{err.code}", name=name, **err.details)
+    return tr("error.forward", detail=f"{type(err).__name__}: {err}.")
+
+
+def ablation_tab(tr, choice, model) -> None:
+    state.set_default(ABL_PROMPT, tr("interventions.default_prompt"))
+    prompt = st.text_area(tr("attention.prompt"), key=ABL_PROMPT, height=80)
+    names = head_names(model.cfg)
+    state.keep_in_options(ABL_KIND, list(ABLATION_KINDS))
+    st.session_state[ABL_HEADS] = [h for h in st.session_state.get(ABL_HEADS, []) if h in names]
+    heads = st.multiselect(tr("interventions.heads"), names, key=ABL_HEADS, help=tr("interventions.heads_help"))
+    kind = st.radio(tr("interventions.kind"), list(ABLATION_KINDS), key=ABL_KIND, horizontal=True,
+                    format_func=lambda k: tr(f"interventions.kind.{k}"))
+    reference = ""
+    if kind != "zero":
+        reference = st.text_input(tr("interventions.reference"), key=ABL_REF, help=tr("interventions.reference_help"))
+    try:
+        out = ablation_predictions(model, prompt, heads, kind, reference)
+    except Exception as err:  # noqa: BLE001 - shown in the page, never raised
+        st.error(_error(tr, err, choice.label))
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric(tr("interventions.loss_clean"), f"{out.clean_loss:.3f}")
+    c2.metric(tr("interventions.loss_ablated"), f"{out.ablated_loss:.3f}", f"{out.ablated_loss - out.clean_loss:+.3f}",
+              delta_color="inverse")
+    c3.metric(tr("interventions.kl"), f"{out.kl:.3f}")
+    fig = prediction_bars((out.clean.tokens, out.clean.probs), (out.ablated.tokens, out.ablated.probs),
+                          title=tr("interventions.predictions_title"), clean_label=tr("interventions.normal"),
+                          ablated_label=tr("interventions.ablated"), prob_label=tr("interventions.probability"))
+    st.plotly_chart(fig, width="stretch", key="ablation_chart")
+    export_buttons(fig, "ablation_predictions", tr)
+
+
+def patching_tab(tr, choice, model) -> None:
+    for key, default in ((P_CLEAN, "interventions.default_clean"), (P_CORRUPT, "interventions.default_corrupted"),
+                         (P_ANSWER, "interventions.default_answer"), (P_WRONG, "interventions.default_wrong")):
+        state.set_default(key, tr(default))
+    st.caption(tr("interventions.patch_intro"))
+    clean = st.text_input(tr("interventions.clean"), key=P_CLEAN)
+    corrupted = st.text_input(tr("interventions.corrupted"), key=P_CORRUPT)
+    a, w, s = st.columns(3)
+    answer = a.text_input(tr("interventions.answer"), key=P_ANSWER, help=tr("interventions.token_help"))
+    wrong = w.text_input(tr("interventions.wrong"), key=P_WRONG, help=tr("interventions.token_help"))
+    state.keep_in_options(P_SWEEP, list(SWEEPS))
+    sweep = s.selectbox(tr("interventions.sweep"), list(SWEEPS), key=P_SWEEP,
+                        format_func=lambda k: tr(f"interventions.sweep.{k}"))
+    key = (choice.key, clean, corrupted, answer, wrong, sweep)
+    results = st.session_state.setdefault(RESULTS, {})
+    if st.button(tr("interventions.run"), type="primary", key="p_run") and key not in results:
+        bar = st.progress(0.0, text=tr("interventions.running"))
+        try:
+            results[key] = patching_sweep(
+                model, clean, corrupted, answer, wrong, sweep,
+                progress=lambda done, total: bar.progress(done / total, text=tr("interventions.progress", done=done,
+                                                                                  total=total)))
+        except Exception as err:  # noqa: BLE001
+            bar.empty()
+            st.error(_error(tr, err, choice.label))
+            return
+        bar.empty()
+        while len(results) > 8:  # keep the session small
+            results.pop(next(iter(results)))
+    table = results.get(key)
+    if table is None:
+        st.info(tr("interventions.press_run"))
+        return
+    st.caption(tr("interventions.metric_values", clean=table.clean, corrupted=table.corrupted))
+    axis = {"position": tr("interventions.position"), "head": tr("attention.head"), "layer": tr("attention.layer")}
+    fig = sweep_heatmap(table.values, table.rows, table.columns, title=tr(f"interventions.sweep.{sweep}"),
+                        row_label=axis[table.row_axis], column_label=axis[table.column_axis],
+                        value_label=tr("interventions.restored"))
+    st.plotly_chart(fig, width="stretch", key="sweep_chart")
+    export_buttons(fig, f"patching_{sweep}", tr)
+
+
+def render() -> None:
+    tr = translator(state.current_lang())
+    st.title(tr("interventions.title"))
+    st.caption(tr("interventions.intro"))
+    with st.spinner(tr("attention.loading_model")):
+        loaded = state.load_selected_model(tr)
+    if loaded.error:
+        st.error(loaded.error)
+        return
+    choice, model = loaded.value
+    if model.cfg.family != "decoder":
+        st.info(tr("error.decoder_only", name=choice.label))
+        return
+    ablate_tab, patch_tab = st.tabs([tr("interventions.tab_ablate"), tr("interventions.tab_patch")])
+    with ablate_tab:
+        ablation_tab(tr, choice, model)
+    with patch_tab:
+        patching_tab(tr, choice, model)
+
+
+render()

@@ -1,0 +1,152 @@
+"""Pure computations behind the "Ablate & patch" page (no Streamlit).
+
+* :func:`ablation_predictions`: the next-token predictions of a prompt with and without a set of
+  ablated heads / neurons, and the loss of both runs;
+* :func:`patching_sweep`: a clean and a corrupted prompt, an answer and a wrong token, and one of
+  the sweeps of ``circuits.patching`` (exact) or ``circuits.attribution`` (approximate), as a
+  normalized ``[rows, columns]`` table with labels (1 = the clean behaviour restored).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from circuits.ablation import Ablation, ablate
+from circuits.attribution import attribution_patching
+from circuits.metrics import LogitDiff
+from circuits.patching import (
+    PatchingInputError,
+    patch_head_outputs,
+    patch_layer_outputs,
+    patch_residual,
+)
+from ui.patterns import PromptError
+
+SWEEPS = ("resid_pre", "attn_out", "mlp_out", "head_out", "attribution_head_out", "attribution_resid_pre")
+ABLATION_KINDS = ("zero", "mean", "resample")
+_HEAD = re.compile(r"^L(\d+)H(\d+)$")
+
+
+def head_names(cfg) -> list[str]:
+    return [f"L{l}H{h}" for l in range(cfg.n_layers) for h in range(cfg.n_heads)]
+
+
+def parse_head(name: str) -> tuple[int, int]:
+    m = _HEAD.match(name.strip())
+    if not m:
+        raise ValueError(f"{name!r} is not a head name like L1H3")
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    tokens: tuple[str, ...]
+    probs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class AblationOutcome:
+    clean: Prediction
+    ablated: Prediction
+    clean_loss: float
+    ablated_loss: float
+    kl: float  # KL(clean || ablated) of the next-token distribution
+
+
+def _tokens(model, prompt: str) -> torch.Tensor:
+    if not prompt or not prompt.strip():
+        raise PromptError("empty_prompt")
+    if getattr(model, "tokenizer", None) is None:
+        raise PromptError("no_tokenizer")
+    tokens = model.to_tokens(prompt)
+    if tokens.shape[1] > model.cfg.n_ctx:
+        raise PromptError("prompt_too_long", n=int(tokens.shape[1]), n_ctx=int(model.cfg.n_ctx))
+    return tokens
+
+
+def _top(model, logits: torch.Tensor, k: int) -> Prediction:
+    probs = torch.softmax(logits.float(), -1)
+    top = torch.topk(probs, k)
+    return Prediction(tuple(model.to_str_tokens(top.indices)), tuple(float(p) for p in top.values))
+
+
+def ablation_predictions(model, prompt: str, heads: list[str], kind: str = "zero", reference: str = "",
+                         k: int = 8) -> AblationOutcome:
+    """Top-``k`` next tokens after ``prompt`` with the ``heads`` (names like ``L1H3``) ablated
+    (``zero``, or ``mean``/``resample`` over the ``reference`` prompt), next to the normal run."""
+    if model.cfg.family != "decoder":
+        raise PromptError("decoder_only")
+    tokens = _tokens(model, prompt)
+    ref = None
+    if kind != "zero":
+        if not reference or not reference.strip():
+            raise PromptError("no_reference")
+        ref = model.to_tokens(reference)
+        if kind == "resample" and ref.shape[1] != tokens.shape[1]:
+            raise PromptError("reference_length", n=int(tokens.shape[1]), m=int(ref.shape[1]))
+    ablations = [Ablation("head", *parse_head(h), kind=kind) for h in heads]
+    r = ablate(model, tokens, ablations, reference=ref)
+    clean_last, ablated_last = r.clean_logits[0, -1], r.logits[0, -1]
+    logp_c, logp_a = torch.log_softmax(clean_last.float(), -1), torch.log_softmax(ablated_last.float(), -1)
+    kl = float((logp_c.exp() * (logp_c - logp_a)).sum())
+    return AblationOutcome(_top(model, clean_last, k), _top(model, ablated_last, k), r.clean_loss, r.loss, kl)
+
+
+@dataclass(frozen=True)
+class SweepTable:
+    values: np.ndarray  # normalized: 1 = clean restored, 0 = corrupted
+    rows: list[str]
+    columns: list[str]
+    row_axis: str
+    column_axis: str
+    clean: float
+    corrupted: float
+
+
+def single_token(model, text: str, field: str) -> int:
+    try:
+        return model.to_single_token(text)
+    except ValueError as err:
+        raise PromptError("not_one_token", field=field, text=text) from err
+
+
+def patching_sweep(model, clean_prompt: str, corrupted_prompt: str, answer: str, wrong: str, sweep: str,
+                   progress: Optional[Callable[[int, int], None]] = None) -> SweepTable:
+    """Denoising patching (corrupted run, clean activations patched in) with the logit difference
+    ``answer - wrong`` at the last position, normalized so that 1 = clean, 0 = corrupted."""
+    if model.cfg.family != "decoder":
+        raise PromptError("decoder_only")
+    clean, corrupted = _tokens(model, clean_prompt), _tokens(model, corrupted_prompt)
+    if clean.shape != corrupted.shape:
+        raise PromptError("length_mismatch", n=int(clean.shape[1]), m=int(corrupted.shape[1]))
+    metric = LogitDiff(single_token(model, answer, "answer"), single_token(model, wrong, "wrong"))
+    device = model.W_E.device
+    clean, corrupted = clean.to(device), corrupted.to(device)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(clean, names_filter=lambda n: n.endswith(
+            ("hook_resid_pre", "hook_attn_out", "hook_mlp_out", "hook_z")))
+    kw = dict(source_tokens=clean, progress=progress)
+    try:
+        if sweep == "resid_pre":
+            result = patch_residual(model, corrupted, cache, metric, "pre", **kw)
+        elif sweep in ("attn_out", "mlp_out"):
+            result = patch_layer_outputs(model, corrupted, cache, metric, sweep.split("_")[0], **kw)
+        elif sweep == "head_out":
+            result = patch_head_outputs(model, corrupted, cache, metric, **kw)
+        elif sweep.startswith("attribution_"):
+            result = attribution_patching(model, clean, corrupted, metric, sweep.removeprefix("attribution_"))
+        else:
+            raise ValueError(f"sweep must be one of {SWEEPS}, not {sweep!r}")
+    except PatchingInputError as err:
+        raise PromptError("length_mismatch", n=int(clean.shape[1]), m=int(corrupted.shape[1])) from err
+    if abs(result.source - result.baseline) < 1e-6:
+        raise PromptError("no_difference")
+    values = result.normalized().numpy()
+    column_axis = result.axes[1]
+    return SweepTable(values, result.labels["layer"], result.labels[column_axis], "layer", column_axis,
+                      result.source, result.baseline)
