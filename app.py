@@ -18,6 +18,7 @@ page = st.navigation(
         st.Page(
             "app_pages/attention.py", title=tr("page.attention"), icon="👁️", url_path="attention", default=True
         ),
+        st.Page("app_pages/residual.py", title=tr("page.residual"), icon="🌊", url_path="residual"),
         st.Page("app_pages/interventions.py", title=tr("page.interventions"), icon="✂️", url_path="interventions"),
     ]
 )

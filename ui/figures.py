@@ -140,3 +140,48 @@ def prediction_bars(clean: tuple, ablated: tuple, *, title: str = "", clean_labe
     fig.update_xaxes(title_text=prob_label, range=[0, 1])
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def logit_lens_heatmap(
+    top_tokens: Sequence[Sequence[str]],
+    values: np.ndarray,
+    layer_labels: Sequence[str],
+    position_labels: Sequence[str],
+    *,
+    title: str = "",
+    layer_label: str = "",
+    position_label: str = "",
+    value_label: str = "",
+) -> go.Figure:
+    """Logit lens: each cell shows the top token of the residual after a layer (rows) at a
+    position (columns), coloured by ``values`` (a probability)."""
+    text = [[display_token(t) for t in row] for row in top_tokens]
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.asarray(values, dtype=float),
+            x=[display_token(p) for p in position_labels],
+            y=list(layer_labels),
+            text=text,
+            texttemplate="%{text}",
+            zmin=0.0,
+            zmax=1.0,
+            colorscale="Blues",
+            hovertemplate=f"{layer_label}: %{{y}}<br>{position_label}: %{{x}}<br>%{{text}}<br>"
+            f"{value_label}: %{{z:.3f}}<extra></extra>",
+            colorbar=dict(title=dict(text=value_label)),
+        )
+    )
+    fig.update_layout(title=dict(text=title), height=int(min(1200, max(400, 140 + 24 * len(layer_labels)))),
+                      margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(title_text=position_label, type="category", tickangle=-60)
+    fig.update_yaxes(title_text=layer_label, type="category", autorange="reversed")
+    return fig
+
+
+def layer_bars(values: np.ndarray, labels: Sequence[str], *, title: str = "", value_label: str = "") -> go.Figure:
+    """One bar per layer (e.g. direct logit attribution of each layer's writes)."""
+    fig = go.Figure(go.Bar(x=list(labels), y=np.asarray(values, dtype=float),
+                           hovertemplate=f"%{{x}}<br>{value_label}: %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(title=dict(text=title), height=380, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_yaxes(title_text=value_label)
+    return fig

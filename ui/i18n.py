@@ -135,7 +135,31 @@ STRINGS: dict[str, dict[str, str]] = {
         "interventions.metric_values": "Diferencia de logits: limpio {clean:.3f}, corrupto {corrupted:.3f}",
         "interventions.position": "Posición",
         "interventions.restored": "Recuperado",
+        # Residual stream page
+        "page.residual": "Flujo residual",
+        "residual.title": "Flujo residual",
+        "residual.intro": "El flujo residual es un canal de comunicación: cada capa lee de él y escribe en él. "
+        "La lente de logits lee el flujo después de cada capa como si fuera la última; la atribución directa "
+        "a logits reparte el logit final entre las capas y cabezas de atención que lo escribieron.",
+        "residual.default_prompt": "The capital of France is",
+        "residual.default_answer": " Paris",
+        "residual.tab_lens": "Lente de logits",
+        "residual.tab_dla": "Atribución directa a logits",
+        "residual.target": "Token a seguir (opcional)",
+        "residual.target_help": "Un solo token, con su espacio inicial si lo lleva. Vacío: la predicción final "
+        "del modelo en la última posición.",
+        "residual.first_top1": "«{token}» es el token más probable en la última posición desde la capa {layer}.",
+        "residual.never": "(ninguna)",
+        "residual.lens_title": "Lente de logits: token más probable por capa y posición (color: probabilidad de «{token}»)",
+        "residual.target_prob": "P(«{token}»)",
+        "residual.wrong_optional": "Respuesta incorrecta (opcional: diferencia de logits)",
+        "residual.identity": "Suma de las atribuciones {total:.4f} + constante {constant:.4f} = logit {logit:.4f}",
+        "residual.dla_layers": "Atribución directa por capa (embed = incrustaciones)",
+        "residual.dla_heads": "Atribución directa por cabeza de atención",
+        "residual.attribution": "Atribución",
         # Errors: each says what went wrong and what to do.
+        "error.no_logits": "El modelo «{name}» no tiene cabeza de salida (solo estados ocultos), así que no hay "
+        "logits que mostrar. Elige un modelo con cabeza de lenguaje.",
         "error.decoder_only": "Esta vista funciona con modelos decodificadores; «{name}» no lo es. "
         "Elige un modelo decodificador (por ejemplo induction-2l o smollm2-135m-instruct).",
         "error.no_reference": "La ablación por media o por remuestreo necesita un texto de referencia: escríbelo arriba.",
@@ -276,7 +300,31 @@ STRINGS: dict[str, dict[str, str]] = {
         "interventions.metric_values": "Logit difference: clean {clean:.3f}, corrupted {corrupted:.3f}",
         "interventions.position": "Position",
         "interventions.restored": "Restored",
+        # Residual stream page
+        "page.residual": "Residual stream",
+        "residual.title": "Residual stream",
+        "residual.intro": "The residual stream is a communication channel: every layer reads from it and writes "
+        "into it. The logit lens reads the stream after each layer as if it were the last; direct logit "
+        "attribution splits the final logit among the layers and attention heads that wrote it.",
+        "residual.default_prompt": "The capital of France is",
+        "residual.default_answer": " Paris",
+        "residual.tab_lens": "Logit lens",
+        "residual.tab_dla": "Direct logit attribution",
+        "residual.target": "Token to follow (optional)",
+        "residual.target_help": "One token, with its leading space if it has one. Empty: the model's final "
+        "prediction at the last position.",
+        "residual.first_top1": "'{token}' is the top token at the last position from layer {layer} on.",
+        "residual.never": "(none)",
+        "residual.lens_title": "Logit lens: top token per layer and position (colour: probability of '{token}')",
+        "residual.target_prob": "P('{token}')",
+        "residual.wrong_optional": "Wrong answer (optional: logit difference)",
+        "residual.identity": "Sum of attributions {total:.4f} + constant {constant:.4f} = logit {logit:.4f}",
+        "residual.dla_layers": "Direct attribution per layer (embed = embeddings)",
+        "residual.dla_heads": "Direct attribution per attention head",
+        "residual.attribution": "Attribution",
         # Errors: each says what went wrong and what to do.
+        "error.no_logits": "The model '{name}' has no output head (hidden states only), so there are no logits "
+        "to show. Pick a model with a language-model head.",
         "error.decoder_only": "This view works with decoder models; '{name}' is not one. "
         "Pick a decoder model (e.g. induction-2l or smollm2-135m-instruct).",
         "error.no_reference": "Mean and resample ablation need a reference text: type one above.",

@@ -1,0 +1,77 @@
+"""Residual-stream page: the logit lens (what the residual stream would predict after each
+layer) and direct logit attribution (how much each layer and head writes towards an answer).
+
+Thin: widgets -> ui.residual_view (pure, on circuits.residual) -> ui.figures.
+"""
+
+import streamlit as st
+
+from ui import state
+from ui.figures import layer_bars, logit_lens_heatmap, sweep_heatmap
+from ui.i18n import translator
+from ui.patterns import PromptError
+from ui.residual_view import attribution_view, lens_view
+from ui.widgets import export_buttons
+
+R_PROMPT, R_TARGET, R_ANSWER, R_WRONG = "res_prompt", "res_target", "res_answer", "res_wrong"
+
+
+def _message(tr, err: Exception, name: str) -> str:
+    if isinstance(err, PromptError):
+        return tr(f"error.{err.code}", name=name, **err.details)
+    return tr("error.forward", detail=f"{type(err).__name__}: {err}.")
+
+
+def render() -> None:
+    tr = translator(state.current_lang())
+    st.title(tr("residual.title"))
+    st.caption(tr("residual.intro"))
+    with st.spinner(tr("attention.loading_model")):
+        loaded = state.load_selected_model(tr)
+    if loaded.error:
+        st.error(loaded.error)
+        return
+    choice, model = loaded.value
+    state.set_default(R_PROMPT, tr("residual.default_prompt"))
+    prompt = st.text_area(tr("attention.prompt"), key=R_PROMPT, height=80)
+    lens_tab, dla_tab = st.tabs([tr("residual.tab_lens"), tr("residual.tab_dla")])
+    with lens_tab:
+        target = st.text_input(tr("residual.target"), key=R_TARGET, help=tr("residual.target_help"))
+        try:
+            view = lens_view(model, prompt, target)
+        except Exception as err:  # noqa: BLE001 - a message, never a traceback
+            st.error(_message(tr, err, choice.label))
+        else:
+            first = view.first_top1_last or tr("residual.never")
+            st.info(tr("residual.first_top1", token=view.target, layer=first))
+            fig = logit_lens_heatmap(
+                view.top_tokens, view.target_probs, view.layer_labels, view.position_labels,
+                title=tr("residual.lens_title", token=view.target), layer_label=tr("attention.layer"),
+                position_label=tr("interventions.position"), value_label=tr("residual.target_prob", token=view.target),
+            )
+            st.plotly_chart(fig, width="stretch", key="lens_chart")
+            export_buttons(fig, "logit_lens", tr)
+    with dla_tab:
+        state.set_default(R_ANSWER, tr("residual.default_answer"))
+        a, w = st.columns(2)
+        answer = a.text_input(tr("interventions.answer"), key=R_ANSWER, help=tr("interventions.token_help"))
+        wrong = w.text_input(tr("residual.wrong_optional"), key=R_WRONG, help=tr("interventions.token_help"))
+        try:
+            view = attribution_view(model, prompt, answer, wrong)
+        except Exception as err:  # noqa: BLE001
+            st.error(_message(tr, err, choice.label))
+            return
+        st.caption(tr("residual.identity", total=view.total, constant=view.constant, logit=view.logit))
+        fig = layer_bars(view.per_layer, view.layer_labels, title=tr("residual.dla_layers"),
+                         value_label=tr("residual.attribution"))
+        st.plotly_chart(fig, width="stretch", key="dla_layers")
+        export_buttons(fig, "dla_layers", tr)
+        heads = sweep_heatmap(view.heads, [str(l) for l in range(view.heads.shape[0])],
+                              [str(h) for h in range(view.heads.shape[1])], title=tr("residual.dla_heads"),
+                              row_label=tr("attention.layer"), column_label=tr("attention.head"),
+                              value_label=tr("residual.attribution"))
+        st.plotly_chart(heads, width="stretch", key="dla_heads")
+        export_buttons(heads, "dla_heads", tr)
+
+
+render()

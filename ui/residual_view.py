@@ -1,0 +1,87 @@
+"""Pure computations behind the Residual-stream page (no Streamlit): the logit lens and direct
+logit attribution of ``circuits.residual``, reduced to the arrays and labels the figures show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from circuits.residual import direct_logit_attribution, logit_lens
+from ui.interventions import _tokens, single_token
+from ui.patterns import PromptError
+
+
+@dataclass(frozen=True)
+class LensView:
+    layer_labels: list[str]
+    position_labels: list[str]
+    top_tokens: list[list[str]]  # [layer][position]
+    top_probs: np.ndarray  # [layer, position]
+    target: Optional[str]
+    target_probs: Optional[np.ndarray]  # [layer, position]
+    target_rank_last: Optional[list[int]]  # [layer], at the last position
+    first_top1_last: Optional[str]  # layer label where the target first becomes top-1 (last position)
+
+
+def _check(model) -> None:
+    if model.cfg.family != "decoder":
+        raise PromptError("decoder_only")
+    if not model.cfg.has_logits:
+        raise PromptError("no_logits")
+
+
+def lens_view(model, prompt: str, target: str = "") -> LensView:
+    """The logit lens of ``prompt`` at every position; ``target`` (one token, optional) is
+    followed layer by layer. Without a target, the model's own top prediction at the last
+    position is followed."""
+    _check(model)
+    tokens = _tokens(model, prompt)
+    target_id = single_token(model, target, "target") if target.strip() else None
+    lens = logit_lens(model, tokens, k=1, target=target_id)
+    if target_id is None:  # follow the model's own final prediction
+        target_id = int(lens.top_ids[-1, 0, -1, 0])
+        lens = logit_lens(model, tokens, k=1, target=target_id)
+    tops = [[lens.token_strings[int(i)] for i in lens.top_ids[l, 0, :, 0]] for l in range(len(lens.layer_labels))]
+    first = int(lens.first_top1_layer()[0, -1])
+    return LensView(
+        layer_labels=list(lens.layer_labels),
+        position_labels=list(lens.position_labels[0]),
+        top_tokens=tops,
+        top_probs=lens.top_probs[:, 0, :, 0].float().cpu().numpy(),
+        target=model.to_str_tokens([target_id])[0],
+        target_probs=lens.target_prob[:, 0].float().cpu().numpy(),
+        target_rank_last=[int(r) for r in lens.target_rank[:, 0, -1]],
+        first_top1_last=lens.layer_labels[first] if first >= 0 else None,
+    )
+
+
+@dataclass(frozen=True)
+class AttributionView:
+    layer_labels: list[str]
+    per_layer: np.ndarray  # [layer]: direct effect of each layer's writes (embed first)
+    heads: np.ndarray  # [n_layers, n_heads]
+    logit: float
+    constant: float
+    total: float  # sum of every component's attribution
+
+
+def attribution_view(model, prompt: str, answer: str, wrong: str = "") -> AttributionView:
+    """Direct logit attribution of ``prompt``'s last position to ``answer`` (or to the logit
+    difference ``answer - wrong``), per layer and per head."""
+    _check(model)
+    tokens = _tokens(model, prompt)
+    a = single_token(model, answer, "answer")
+    w = single_token(model, wrong, "wrong") if wrong.strip() else None
+    dla = direct_logit_attribution(model, tokens, a, w)
+    per_layer, labels = dla.by_layer()
+    heads = dla.heads()[..., 0] if model.cfg.n_heads else np.zeros((0, 0))
+    return AttributionView(
+        layer_labels=list(labels),
+        per_layer=per_layer[:, 0].float().cpu().numpy(),
+        heads=heads.float().cpu().numpy(),
+        logit=float(dla.logit[0]),
+        constant=float(dla.constant[0]),
+        total=float(dla.values[:, 0].sum()),
+    )
