@@ -19,6 +19,7 @@ page = st.navigation(
             "app_pages/attention.py", title=tr("page.attention"), icon="👁️", url_path="attention", default=True
         ),
         st.Page("app_pages/residual.py", title=tr("page.residual"), icon="🌊", url_path="residual"),
+        st.Page("app_pages/circuits.py", title=tr("page.circuits"), icon="🔁", url_path="circuits"),
         st.Page("app_pages/interventions.py", title=tr("page.interventions"), icon="✂️", url_path="interventions"),
     ]
 )

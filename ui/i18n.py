@@ -157,7 +157,39 @@ STRINGS: dict[str, dict[str, str]] = {
         "residual.dla_layers": "Atribución directa por capa (embed = incrustaciones)",
         "residual.dla_heads": "Atribución directa por cabeza de atención",
         "residual.attribution": "Atribución",
+        # Circuits page
+        "page.circuits": "Circuitos QK/OV",
+        "circuits.title": "Circuitos QK y OV",
+        "circuits.intro": "Cada cabeza de atención es un circuito QK, que decide a dónde mirar, y un circuito OV, "
+        "que decide qué mover al flujo residual (Elhage et al. 2021). Aquí se leen de los pesos, sin ejecutar texto.",
+        "circuits.tab_head": "Una cabeza",
+        "circuits.tab_copying": "Copia (autovalores OV)",
+        "circuits.tab_composition": "Composición Q/K/V",
+        "circuits.tokens": "Tokens a mostrar",
+        "circuits.tokens_help": "Los tokens distintos de este texto (máximo 40) forman las filas y columnas.",
+        "circuits.default_tokens": "the cat sat on the mat",
+        "circuits.qk_title": "Circuito QK · capa {layer}, cabeza {head} (W_E W_QK W_Eᵀ)",
+        "circuits.ov_title": "Circuito OV · capa {layer}, cabeza {head} (W_E W_OV W_U)",
+        "circuits.score": "Puntuación",
+        "circuits.logit": "Logit",
+        "circuits.source": "Token atendido (origen)",
+        "circuits.output": "Token de salida",
+        "circuits.copying_intro": "Puntuación de copia: Re(Σλ)/Σ|λ| de los autovalores del circuito OV completo. "
+        "Cerca de 1: la cabeza copia el token al que atiende (cabezas de inducción); negativa: lo suprime.",
+        "circuits.copying_title": "Puntuación de copia de cada cabeza",
+        "circuits.copying": "Copia",
+        "circuits.computing": "Calculando…",
+        "circuits.mode": "Composición",
+        "circuits.baseline": "Línea base de matrices aleatorias de la misma forma: {mean:.3f} ± {std:.3f}. "
+        "El color muestra cuánto supera cada par esa media.",
+        "circuits.top_pairs": "Pares más fuertes (escritora → lectora): {pairs}",
+        "circuits.composition_title": "{mode}-composición: cabeza escritora (filas) → cabeza lectora (columnas)",
+        "circuits.writer": "Cabeza escritora",
+        "circuits.reader": "Cabeza lectora",
+        "circuits.above_baseline": "Sobre la línea base",
         # Errors: each says what went wrong and what to do.
+        "error.head_out_of_range": "Esa capa o cabeza no existe: el modelo tiene capas 0..{n_layers} y "
+        "cabezas 0..{n_heads}. Elige otra.",
         "error.no_logits": "El modelo «{name}» no tiene cabeza de salida (solo estados ocultos), así que no hay "
         "logits que mostrar. Elige un modelo con cabeza de lenguaje.",
         "error.decoder_only": "Esta vista funciona con modelos decodificadores; «{name}» no lo es. "
@@ -322,7 +354,40 @@ STRINGS: dict[str, dict[str, str]] = {
         "residual.dla_layers": "Direct attribution per layer (embed = embeddings)",
         "residual.dla_heads": "Direct attribution per attention head",
         "residual.attribution": "Attribution",
+        # Circuits page
+        "page.circuits": "QK/OV circuits",
+        "circuits.title": "QK and OV circuits",
+        "circuits.intro": "Each attention head is a QK circuit, which decides where to look, and an OV circuit, "
+        "which decides what to move into the residual stream (Elhage et al. 2021). Read here from the weights, "
+        "without running any text.",
+        "circuits.tab_head": "One head",
+        "circuits.tab_copying": "Copying (OV eigenvalues)",
+        "circuits.tab_composition": "Q/K/V composition",
+        "circuits.tokens": "Tokens to show",
+        "circuits.tokens_help": "The distinct tokens of this text (at most 40) are the rows and columns.",
+        "circuits.default_tokens": "the cat sat on the mat",
+        "circuits.qk_title": "QK circuit · layer {layer}, head {head} (W_E W_QK W_Eᵀ)",
+        "circuits.ov_title": "OV circuit · layer {layer}, head {head} (W_E W_OV W_U)",
+        "circuits.score": "Score",
+        "circuits.logit": "Logit",
+        "circuits.source": "Attended token (source)",
+        "circuits.output": "Output token",
+        "circuits.copying_intro": "Copying score: Re(Σλ)/Σ|λ| of the eigenvalues of the full OV circuit. "
+        "Near 1: the head copies the token it attends to (induction heads); negative: it suppresses it.",
+        "circuits.copying_title": "Copying score of each head",
+        "circuits.copying": "Copying",
+        "circuits.computing": "Computing…",
+        "circuits.mode": "Composition",
+        "circuits.baseline": "Baseline of random matrices of the same shape: {mean:.3f} ± {std:.3f}. "
+        "The colour shows how far each pair is above that mean.",
+        "circuits.top_pairs": "Strongest pairs (writer → reader): {pairs}",
+        "circuits.composition_title": "{mode}-composition: writer head (rows) → reader head (columns)",
+        "circuits.writer": "Writer head",
+        "circuits.reader": "Reader head",
+        "circuits.above_baseline": "Above baseline",
         # Errors: each says what went wrong and what to do.
+        "error.head_out_of_range": "That layer or head does not exist: the model has layers 0..{n_layers} and "
+        "heads 0..{n_heads}. Pick another.",
         "error.no_logits": "The model '{name}' has no output head (hidden states only), so there are no logits "
         "to show. Pick a model with a language-model head.",
         "error.decoder_only": "This view works with decoder models; '{name}' is not one. "
