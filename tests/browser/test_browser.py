@@ -214,3 +214,42 @@ def test_attention_page_in_browser(page, server_url: str, tiny_gpt2_dir: Path, t
     wait_until_idle(page)
     shots("recovered_en")
     assert_no_traceback(page)
+
+
+def test_export_and_ablation_in_browser(page, server_url: str, tmp_path: Path) -> None:
+    """On the first shipped model: download the figure as SVG, then ablate an induction head on
+    the Ablate & patch page and see the predictions change."""
+    import xml.etree.ElementTree as ET
+
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    shots = Shots(page, tmp_path)
+    chart = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')
+
+    page.goto(server_url)
+    expect(chart).to_be_visible()
+    wait_until_idle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name=t("export.svg", "es"), exact=True).click()
+    svg_path = tmp_path / "figure.svg"
+    download.value.save_as(svg_path)
+    texts = " ".join(ET.fromstring(svg_path.read_text()).itertext())
+    assert t("figure.title", "es", layer=0, head=0) in texts
+    shots("exported_svg")
+
+    page.goto(f"{server_url}/interventions")
+    expect(page.get_by_role("heading", name=t("interventions.title", "es"))).to_be_visible()
+    prompt = page.get_by_label(t("attention.prompt", "es"), exact=True)
+    prompt.fill("gato azul tren queso gato azul tren")
+    prompt.press("Control+Enter")
+    wait_until_idle(page)
+    page.locator('[data-testid="stMultiSelect"]').first.click()
+    page.get_by_role("option", name="L1H3", exact=True).click()
+    page.keyboard.press("Escape")
+    wait_until_idle(page)
+    expect(chart).to_be_visible()
+    expect(page.get_by_text(t("interventions.loss_ablated", "es"), exact=True)).to_be_visible()
+    expect(page.locator('[data-testid="stPlotlyChart"] .gtitle')).to_have_text([t("interventions.predictions_title", "es")])
+    shots("ablation_L1H3")
+    assert_no_traceback(page)
