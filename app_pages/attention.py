@@ -11,6 +11,7 @@ from ui.figures import attention_heatmap
 from ui.i18n import translator
 from ui.patterns import attention_kinds
 from ui.sidebar import family_label
+from ui.snippets import attention_snippet
 from ui.widgets import export_buttons
 
 
@@ -91,6 +92,8 @@ def render() -> None:
     )
     st.plotly_chart(fig, width="stretch", key="attention_heatmap")
     export_buttons(fig, f"attention_{kind}_L{layer}H{head}", tr)
+    with st.expander(tr("code.title")):
+        st.code(attention_snippet(choice.key, prompt, kind, layer, head, target), language="python")
 
 
 render()

@@ -12,6 +12,7 @@ from ui.figures import prediction_bars, sweep_heatmap
 from ui.i18n import translator
 from ui.interventions import ABLATION_KINDS, SWEEPS, ablation_predictions, head_names, patching_sweep
 from ui.patterns import PromptError
+from ui.snippets import patching_snippet
 from ui.widgets import export_buttons
 
 ABL_PROMPT, ABL_HEADS, ABL_KIND, ABL_REF = "abl_prompt", "abl_heads", "abl_kind", "abl_reference"
@@ -94,6 +95,8 @@ def patching_tab(tr, choice, model) -> None:
                         value_label=tr("interventions.restored"))
     st.plotly_chart(fig, width="stretch", key="sweep_chart")
     export_buttons(fig, f"patching_{sweep}", tr)
+    with st.expander(tr("code.title")):
+        st.code(patching_snippet(choice.key, clean, corrupted, answer, wrong, sweep), language="python")
 
 
 def render() -> None:

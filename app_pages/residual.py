@@ -11,6 +11,7 @@ from ui.figures import layer_bars, logit_lens_heatmap, sweep_heatmap
 from ui.i18n import translator
 from ui.patterns import PromptError
 from ui.residual_view import attribution_view, lens_view
+from ui.snippets import logit_lens_snippet
 from ui.widgets import export_buttons
 
 R_PROMPT, R_TARGET, R_ANSWER, R_WRONG = "res_prompt", "res_target", "res_answer", "res_wrong"
@@ -51,6 +52,8 @@ def render() -> None:
             )
             st.plotly_chart(fig, width="stretch", key="lens_chart")
             export_buttons(fig, "logit_lens", tr)
+            with st.expander(tr("code.title")):
+                st.code(logit_lens_snippet(choice.key, prompt, view.target), language="python")
     with dla_tab:
         state.set_default(R_ANSWER, tr("residual.default_answer"))
         a, w = st.columns(2)

@@ -70,6 +70,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.running": "Ejecutando el modelo…",
         "attention.loading_model": "Cargando el modelo…",
         "attention.n_tokens": "{n} tokens",
+        # Copy as code
+        "code.title": "Copiar como código (Python)",
         # Export
         "export.caption": "Exportar esta figura",
         "export.png": "PNG",
@@ -267,6 +269,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.running": "Running the model…",
         "attention.loading_model": "Loading the model…",
         "attention.n_tokens": "{n} tokens",
+        # Copy as code
+        "code.title": "Copy as code (Python)",
         # Export
         "export.caption": "Export this figure",
         "export.png": "PNG",
