@@ -7,7 +7,7 @@ models get a target text box and a choice of encoder self-, decoder self- and cr
 import streamlit as st
 
 from ui import state
-from ui.figures import attention_heatmap
+from ui.figures import attention_heatmap, head_grid, score_heatmap
 from ui.i18n import translator
 from ui.patterns import attention_kinds
 from ui.sidebar import family_label
@@ -72,11 +72,27 @@ def render() -> None:
         kind = kinds[0]
     chosen = patterns[kind]
 
+    views = ["head", "layer"] + (["detectors"] if kind == "self" else [])
+    state.keep_in_options(state.ATTN_VIEW_KEY, views)
+    view = st.radio(tr("attention.view"), views, key=state.ATTN_VIEW_KEY, horizontal=True,
+                    format_func=lambda v: tr(f"attention.view.{v}"))
+    if view == "detectors":
+        detectors_view(tr, choice, prompt)
+        return
+
     layer_col, head_col = st.columns(2)
     layers, heads = list(range(chosen.n_layers)), list(range(chosen.n_heads))
     state.keep_in_options(state.LAYER_KEY, layers)
     state.keep_in_options(state.HEAD_KEY, heads)
     layer = layer_col.selectbox(tr("attention.layer"), layers, key=state.LAYER_KEY)
+    if view == "layer":
+        title_key = "figure.grid_title" if kind == "self" else f"figure.grid_title.{kind}"
+        fig = head_grid(chosen.patterns[layer], chosen.query_tokens, chosen.key_tokens,
+                        titles=[tr("attention.head_short", head=h) for h in heads], title=tr(title_key, layer=layer),
+                        query_label=tr("figure.query"), key_label=tr("figure.key"), weight_label=tr("figure.weight"))
+        st.plotly_chart(fig, width="stretch", key="attention_grid")
+        export_buttons(fig, f"attention_{kind}_L{layer}_all_heads", tr)
+        return
     head = head_col.selectbox(tr("attention.head"), heads, key=state.HEAD_KEY)
 
     st.caption(tr("attention.n_tokens", n=len(chosen.query_tokens)) + f" · `{chosen.hook_name(layer)}`")
@@ -95,5 +111,39 @@ def render() -> None:
     with st.expander(tr("code.title")):
         st.code(attention_snippet(choice.key, prompt, kind, layer, head, target), language="python")
 
+
+def _go_to_head() -> None:
+    """Callback of the detector page's head picker: show that head's pattern."""
+    label = st.session_state.get("detector_goto")
+    if label:
+        layer, head = (int(x) for x in label[1:].split("H"))
+        st.session_state[state.LAYER_KEY], st.session_state[state.HEAD_KEY] = layer, head
+        st.session_state[state.ATTN_VIEW_KEY] = "head"
+        st.session_state["detector_goto"] = None
+
+
+def detectors_view(tr, choice, prompt: str) -> None:
+    """Detector scores of every head as a layer x head heatmap, and a picker that opens a head."""
+    result = state.head_detectors(choice, prompt, tr)
+    if result.error:
+        st.error(result.error)
+        return
+    scores = result.value
+    names = list(scores)
+    state.keep_in_options(state.DETECTOR_KEY, names)
+    detector = st.selectbox(tr("attention.detector"), names, key=state.DETECTOR_KEY,
+                            format_func=lambda d: tr(f"attention.detector.{d}"), help=tr("attention.detector_help"))
+    values = scores[detector]
+    fig = score_heatmap(values, title=tr("attention.detector_title", detector=tr(f"attention.detector.{detector}")),
+                        row_label=tr("attention.layer"), column_label=tr("attention.head"),
+                        value_label=tr("attention.score"))
+    st.plotly_chart(fig, width="stretch", key="detector_heatmap")
+    export_buttons(fig, f"detector_{detector}", tr)
+    order = sorted(((float(values[l, h]), l, h) for l in range(values.shape[0]) for h in range(values.shape[1])),
+                   reverse=True)
+    options = [f"L{l}H{h}" for _, l, h in order[:10]]
+    st.selectbox(tr("attention.goto"), options, index=None, key="detector_goto", on_change=_go_to_head,
+                 format_func=lambda o: f"{o} ({values[int(o[1:].split('H')[0]), int(o.split('H')[1])]:.2f})",
+                 placeholder=tr("attention.goto_placeholder"))
 
 render()

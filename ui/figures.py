@@ -185,3 +185,59 @@ def layer_bars(values: np.ndarray, labels: Sequence[str], *, title: str = "", va
     fig.update_layout(title=dict(text=title), height=380, margin=dict(l=10, r=10, t=60, b=10))
     fig.update_yaxes(title_text=value_label)
     return fig
+
+
+def head_grid(
+    patterns: np.ndarray,
+    query_tokens: Sequence[str],
+    key_tokens: Sequence[str] | None = None,
+    *,
+    titles: Sequence[str],
+    title: str = "",
+    query_label: str = "Query",
+    key_label: str = "Key",
+    weight_label: str = "Weight",
+    columns: int = 4,
+) -> go.Figure:
+    """Small multiples: one attention pattern ``[query, key]`` per head of ``patterns[head]``,
+    sharing one colour scale; hovering a cell shows its tokens and weight."""
+    from plotly.subplots import make_subplots
+
+    patterns = np.asarray(patterns, dtype=float)
+    key_tokens = query_tokens if key_tokens is None else key_tokens
+    n = patterns.shape[0]
+    cols = min(columns, n)
+    rows = (n + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.03,
+                        vertical_spacing=0.08 if rows > 1 else 0.0)
+    ys, xs = token_labels(query_tokens), token_labels(key_tokens)
+    for i in range(n):
+        fig.add_trace(
+            go.Heatmap(z=patterns[i], x=xs, y=ys, coloraxis="coloraxis",
+                       hovertemplate=f"{query_label}: %{{y}}<br>{key_label}: %{{x}}<br>{weight_label}: %{{z:.3f}}"
+                       f"<extra>{titles[i]}</extra>"),
+            row=i // cols + 1, col=i % cols + 1,
+        )
+    fig.update_layout(title=dict(text=title), coloraxis=dict(colorscale="Blues", cmin=0.0, cmax=1.0,
+                                                             colorbar=dict(title=dict(text=weight_label))),
+                      height=int(80 + 260 * rows), margin=dict(l=10, r=10, t=80, b=10))
+    fig.update_xaxes(showticklabels=False, type="category")
+    fig.update_yaxes(showticklabels=False, type="category", autorange="reversed")
+    return fig
+
+
+def score_heatmap(values: np.ndarray, *, title: str = "", row_label: str = "", column_label: str = "",
+                  value_label: str = "") -> go.Figure:
+    """A ``[layer, head]`` table of scores in [0, 1] (head detectors)."""
+    values = np.asarray(values, dtype=float)
+    fig = go.Figure(go.Heatmap(
+        z=values, x=[str(h) for h in range(values.shape[1])], y=[str(l) for l in range(values.shape[0])],
+        zmin=0.0, zmax=1.0, colorscale="Blues", texttemplate="%{z:.2f}",
+        hovertemplate=f"{row_label} %{{y}}, {column_label} %{{x}}<br>{value_label}: %{{z:.3f}}<extra></extra>",
+        colorbar=dict(title=dict(text=value_label)),
+    ))
+    fig.update_layout(title=dict(text=title), height=int(min(1000, max(300, 120 + 26 * values.shape[0]))),
+                      margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(title_text=column_label, type="category")
+    fig.update_yaxes(title_text=row_label, type="category", autorange="reversed")
+    return fig

@@ -57,6 +57,22 @@ STRINGS: dict[str, dict[str, str]] = {
         "y ver la atención sobre ella, o escribe un texto de destino. Pulsa Enter para aplicar.",
         "attention.generated": "Salida del modelo (decodificación voraz): «{text}»",
         "attention.given_target": "Texto de destino: «{text}»",
+        "attention.view": "Vista",
+        "attention.view.head": "Una cabeza",
+        "attention.view.layer": "Todas las cabezas de una capa",
+        "attention.view.detectors": "Detectores de cabezas",
+        "attention.head_short": "Cabeza {head}",
+        "attention.detector": "Detector",
+        "attention.detector_help": "Anterior: atiende al token previo. Duplicado: a una aparición anterior del mismo "
+        "token. Inducción: al token que siguió a esa aparición anterior. Primer token: al primer token (sumidero).",
+        "attention.detector.previous_token": "Token anterior",
+        "attention.detector.duplicate_token": "Token duplicado",
+        "attention.detector.induction": "Inducción",
+        "attention.detector.first_token": "Primer token (sumidero)",
+        "attention.detector_title": "Detector «{detector}»: puntuación de cada cabeza en este texto",
+        "attention.score": "Puntuación",
+        "attention.goto": "Abrir el patrón de una cabeza",
+        "attention.goto_placeholder": "Elige una de las cabezas con más puntuación",
         "attention.kind": "Tipo de atención",
         "attention.kind.self": "Autoatención",
         "attention.kind.encoder": "Autoatención del codificador",
@@ -83,6 +99,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "figure.title.encoder": "Autoatención del codificador · capa {layer}, cabeza {head}",
         "figure.title.decoder": "Autoatención del decodificador · capa {layer}, cabeza {head}",
         "figure.title.cross": "Atención cruzada (destino → origen) · capa {layer}, cabeza {head}",
+        "figure.grid_title": "Patrones de atención de todas las cabezas · capa {layer}",
+        "figure.grid_title.encoder": "Autoatención del codificador, todas las cabezas · capa {layer}",
+        "figure.grid_title.decoder": "Autoatención del decodificador, todas las cabezas · capa {layer}",
+        "figure.grid_title.cross": "Atención cruzada, todas las cabezas · capa {layer}",
         "figure.query": "Consulta (query)",
         "figure.key": "Clave (key)",
         "figure.weight": "Peso",
@@ -190,6 +210,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "circuits.reader": "Cabeza lectora",
         "circuits.above_baseline": "Sobre la línea base",
         # Errors: each says what went wrong and what to do.
+        "error.detectors_single_stack": "Los detectores de cabezas de esta vista son para modelos decodificadores "
+        "o codificadores; con «{name}» usa la vista de una cabeza o de una capa.",
         "error.head_out_of_range": "Esa capa o cabeza no existe: el modelo tiene capas 0..{n_layers} y "
         "cabezas 0..{n_heads}. Elige otra.",
         "error.no_logits": "El modelo «{name}» no tiene cabeza de salida (solo estados ocultos), así que no hay "
@@ -256,6 +278,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention on it, or type a target text. Press Enter to apply.",
         "attention.generated": "Model output (greedy decoding): '{text}'",
         "attention.given_target": "Target text: '{text}'",
+        "attention.view": "View",
+        "attention.view.head": "One head",
+        "attention.view.layer": "All heads of a layer",
+        "attention.view.detectors": "Head detectors",
+        "attention.head_short": "Head {head}",
+        "attention.detector": "Detector",
+        "attention.detector_help": "Previous: attends to the previous token. Duplicate: to an earlier occurrence of the "
+        "same token. Induction: to the token that followed that earlier occurrence. First token: to the first "
+        "token (attention sink).",
+        "attention.detector.previous_token": "Previous token",
+        "attention.detector.duplicate_token": "Duplicate token",
+        "attention.detector.induction": "Induction",
+        "attention.detector.first_token": "First token (sink)",
+        "attention.detector_title": "'{detector}' detector: score of every head on this text",
+        "attention.score": "Score",
+        "attention.goto": "Open a head's pattern",
+        "attention.goto_placeholder": "Pick one of the top-scoring heads",
         "attention.kind": "Kind of attention",
         "attention.kind.self": "Self-attention",
         "attention.kind.encoder": "Encoder self-attention",
@@ -282,6 +321,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "figure.title.encoder": "Encoder self-attention · layer {layer}, head {head}",
         "figure.title.decoder": "Decoder self-attention · layer {layer}, head {head}",
         "figure.title.cross": "Cross-attention (target → source) · layer {layer}, head {head}",
+        "figure.grid_title": "Attention patterns of every head · layer {layer}",
+        "figure.grid_title.encoder": "Encoder self-attention, every head · layer {layer}",
+        "figure.grid_title.decoder": "Decoder self-attention, every head · layer {layer}",
+        "figure.grid_title.cross": "Cross-attention, every head · layer {layer}",
         "figure.query": "Query",
         "figure.key": "Key",
         "figure.weight": "Weight",
@@ -390,6 +433,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "circuits.reader": "Reader head",
         "circuits.above_baseline": "Above baseline",
         # Errors: each says what went wrong and what to do.
+        "error.detectors_single_stack": "The head detectors of this view are for decoder or encoder models; with "
+        "'{name}' use the one-head or one-layer view.",
         "error.head_out_of_range": "That layer or head does not exist: the model has layers 0..{n_layers} and "
         "heads 0..{n_heads}. Pick another.",
         "error.no_logits": "The model '{name}' has no output head (hidden states only), so there are no logits "

@@ -194,3 +194,18 @@ def compute_attention_patterns(
     }
     text = model.tokenizer.decode(tgt[0].tolist(), skip_special_tokens=True).strip()
     return AttentionPatterns(sets, target_text=text, generated=generated)
+
+
+def detector_scores(model, prompt: str) -> dict[str, np.ndarray]:
+    """Head-detector scores (previous-token, duplicate-token, induction, first-token) of every
+    head on ``prompt``, ``[n_layers, n_heads]`` each (decoder and encoder models)."""
+    from circuits.heads import head_detector_scores
+
+    if not prompt or not prompt.strip():
+        raise PromptError("empty_prompt")
+    if model.cfg.family == "encoder-decoder":
+        raise PromptError("detectors_single_stack")
+    tokens = model.to_tokens(prompt)
+    _check_length(tokens, int(model.cfg.n_ctx))
+    scores = head_detector_scores(model, tokens)
+    return {name: s.float().cpu().numpy() for name, s in scores.scores.items()}

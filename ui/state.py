@@ -23,7 +23,7 @@ import streamlit as st
 
 from models import ModelLoadError, list_models, load_pretrained
 from ui.i18n import DEFAULT_LANG, LANGUAGES
-from ui.patterns import AttentionPatterns, PromptError, compute_attention_patterns
+from ui.patterns import AttentionPatterns, PromptError, compute_attention_patterns, detector_scores
 
 # Widget keys (also used by the tests).
 LANG_KEY = "lang"
@@ -32,6 +32,8 @@ MODEL_FOLDER_KEY = "model_folder"
 PROMPT_KEY = "prompt"
 TARGET_KEY = "target"  # decoder text of an encoder-decoder (empty: the model's own output)
 ATTN_KIND_KEY = "attention_kind"  # self | encoder | decoder | cross
+ATTN_VIEW_KEY = "attention_view"  # head | layer | detectors
+DETECTOR_KEY = "detector"
 LAYER_KEY = "layer"
 HEAD_KEY = "head"
 
@@ -178,3 +180,18 @@ def attention_patterns(choice: ModelChoice, prompt: str, tr: Callable[..., str],
 def _sentence(err: object) -> str:
     text = str(err).strip() or type(err).__name__
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _cached_detectors(model_key: str, prompt: str) -> dict:
+    return detector_scores(_load_model(model_key).model, prompt)
+
+
+def head_detectors(choice: ModelChoice, prompt: str, tr: Callable[..., str]) -> Outcome:
+    """Head-detector scores of ``prompt`` (cached per model and prompt)."""
+    try:
+        return Outcome(value=_cached_detectors(choice.key, prompt))
+    except PromptError as err:
+        return Outcome(error=tr(f"error.{err.code}", name=choice.label, **err.details))
+    except Exception as err:  # noqa: BLE001 - shown to the user, never raised
+        return Outcome(error=tr("error.forward", detail=_sentence(f"{type(err).__name__}: {err}")))

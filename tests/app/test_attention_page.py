@@ -293,7 +293,7 @@ def test_encoder_model_runs_through_attention_page(tmp_path: Path) -> None:
     at = open_folder(new_app("en"), folder, prompt="the cat sat")
     assert_no_exception(at)
     assert errors(at) == []
-    assert len(at.get("radio")) == 1  # only the language selector: one kind of attention
+    assert state.ATTN_KIND_KEY not in [r.key for r in at.get("radio")]  # one kind of attention: no choice
     (spec,) = charts(at)
     z = plotly_array(spec["data"][0]["z"])
     assert np.all(z[np.triu_indices(z.shape[0], 1)] > 0)  # bidirectional
@@ -310,3 +310,37 @@ def test_model_picker_shows_family_and_summary() -> None:
     family = {"decoder": "decodificador", "encoder": "codificador", "encoder-decoder": "codificador-decodificador"}
     assert picker.options == [f"{i.name} · {family[i.family]}" for i in infos]
     assert infos[0].summary in [c.value for c in at.sidebar.caption]
+
+
+def test_layer_grid_and_detectors_views(tmp_path: Path) -> None:
+    """All heads of a layer in one figure, and the detector heatmap whose picker opens a head."""
+    from ui.patterns import detector_scores
+
+    model = models.load_pretrained("induction-2l")
+    prompt = "gato azul tren queso gato azul tren queso"
+    at = new_app("en")
+    at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    at.run()
+    at.text_area(key=state.PROMPT_KEY).input(prompt).run()
+    at.radio(key=state.ATTN_VIEW_KEY).set_value("layer").run()
+    at.selectbox(key=state.LAYER_KEY).set_value(1).run()
+    assert not at.exception and not at.error
+    (spec,) = charts(at)
+    expected = compute_attention_patterns(model, prompt)
+    assert len(spec["data"]) == model.cfg.n_heads
+    for h, trace in enumerate(spec["data"]):
+        np.testing.assert_allclose(plotly_array(trace["z"]), expected.head(1, h), atol=1e-6)
+
+    at.radio(key=state.ATTN_VIEW_KEY).set_value("detectors").run()
+    at.selectbox(key=state.DETECTOR_KEY).set_value("induction").run()
+    assert not at.exception and not at.error
+    (spec,) = charts(at)
+    scores = detector_scores(model, prompt)["induction"]
+    np.testing.assert_allclose(plotly_array(spec["data"][0]["z"]), scores, atol=1e-6)
+    best = np.unravel_index(np.argmax(scores), scores.shape)
+    assert best[0] == 1  # an induction head, in layer 1
+    at.selectbox(key="detector_goto").set_value(f"L{best[0]}H{best[1]}").run()
+    assert not at.exception
+    assert at.radio(key=state.ATTN_VIEW_KEY).value == "head"
+    (spec,) = charts(at)
+    assert spec["layout"]["title"]["text"] == t("figure.title", "en", layer=int(best[0]), head=int(best[1]))
