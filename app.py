@@ -15,6 +15,7 @@ render_sidebar()
 
 page = st.navigation(
     [
+        st.Page("app_pages/model.py", title=tr("page.model"), icon="🧱", url_path="model"),
         st.Page(
             "app_pages/attention.py", title=tr("page.attention"), icon="👁️", url_path="attention", default=True
         ),

@@ -1,0 +1,56 @@
+"""Model page: the architecture of the chosen model drawn as the lecture draws it (embedding and
+positions, residual blocks of attention heads and MLP writing into the residual stream,
+unembedding), each part with its equation, its hook name and the live shape of its tensor.
+
+Thin: widgets -> ui.model_view (pure) -> st.graphviz_chart / st.dataframe.
+"""
+
+import streamlit as st
+
+from ui import state
+from ui.i18n import translator
+from ui.model_view import architecture_dot, stages
+from ui.patterns import PromptError
+from ui.sidebar import family_label
+
+M_PROMPT = "model_prompt"
+
+
+def render() -> None:
+    tr = translator(state.current_lang())
+    st.title(tr("model.title"))
+    st.caption(tr("model.intro"))
+    with st.spinner(tr("attention.loading_model")):
+        loaded = state.load_selected_model(tr)
+    if loaded.error:
+        st.error(loaded.error)
+        return
+    choice, model = loaded.value
+    cfg = model.cfg
+    st.markdown(f"**{cfg.model_name or choice.label}** · {family_label(tr, cfg.family)} · {cfg.summary()}")
+    default = "attention.default_source" if cfg.family == "encoder-decoder" else "attention.default_prompt"
+    state.set_default(M_PROMPT, tr(default))
+    prompt = st.text_input(tr("model.prompt"), key=M_PROMPT, help=tr("model.prompt_help"))
+    try:
+        rows = stages(model, prompt)
+    except PromptError as err:
+        st.error(tr(f"error.{err.code}", name=choice.label, **err.details))
+        return
+    except Exception as err:  # noqa: BLE001 - a message, never a traceback
+        st.error(tr("error.forward", detail=f"{type(err).__name__}: {err}."))
+        return
+    n_layers = tr("model.layers", n=cfg.n_layers)
+    dot = architecture_dot(rows, lambda k: tr(f"model.stage.{k}"), n_layers)
+    st.graphviz_chart(dot, width="stretch")
+    st.download_button(tr("model.download_dot"), data=dot, file_name="architecture.dot", mime="text/vnd.graphviz",
+                       on_click="ignore", key="dot_download")
+    st.dataframe(
+        [{tr("model.col.stage"): (s.stack + " " if s.stack else "") + tr(f"model.stage.{s.key}"),
+          tr("model.col.equation"): s.equation, tr("model.col.hook"): s.hook or "—",
+          tr("model.col.shape"): "[" + ", ".join(str(d) for d in s.shape) + "]" if s.shape else "—"} for s in rows],
+        hide_index=True, width="stretch",
+    )
+    st.caption(tr("model.shapes_note"))
+
+
+render()
