@@ -41,7 +41,7 @@ def render() -> None:
         return
     n_layers = tr("model.layers", n=cfg.n_layers)
     dot = architecture_dot(rows, lambda k: tr(f"model.stage.{k}"), n_layers)
-    st.graphviz_chart(dot, width="stretch")
+    st.graphviz_chart(dot, width="content")
     st.download_button(tr("model.download_dot"), data=dot, file_name="architecture.dot", mime="text/vnd.graphviz",
                        on_click="ignore", key="dot_download")
     st.dataframe(

@@ -116,8 +116,8 @@ def architecture_dot(stages_: list[Stage], names: Callable[[str], str], n_layers
     for i, s in enumerate(stages_):
         node = f"n{i}"
         shape = "[" + ", ".join(str(d) for d in s.shape) + "]" if s.shape else ""
-        label = "\\n".join(x for x in (names(s.key), s.equation, s.hook, shape) if x)
-        lines.append(f'  {node} [label="{_esc(label)}"];')
+        label = "\\n".join(_esc(x) for x in (names(s.key), s.equation, s.hook, shape) if x)  # DOT line breaks
+        lines.append(f'  {node} [label="{label}"];')
         if s.key in block_keys:
             clusters.setdefault(s.stack, []).append(node)
         if s.stack in previous:

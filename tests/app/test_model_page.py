@@ -53,3 +53,10 @@ def test_page_renders(lang):
     assert "blocks.0.attn.hook_pattern" in list(table[t("model.col.hook", lang)])
     at.text_input(key="model_prompt").input("   ").run()
     assert [e.value for e in at.error] == [t("error.empty_prompt", lang)]
+
+
+def test_dot_labels_break_lines_and_escape_quotes():
+    from ui.model_view import Stage
+
+    dot = architecture_dot([Stage("q", "blocks.0.attn.hook_q", (1, 2), 'Q = "W_Q" X')], lambda k: "Queries", "x 1")
+    assert 'label="Queries\\nQ = \\"W_Q\\" X\\nblocks.0.attn.hook_q\\n[1, 2]"' in dot
