@@ -109,7 +109,7 @@ def render() -> None:
     st.plotly_chart(fig, width="stretch", key="attention_heatmap")
     export_buttons(fig, f"attention_{kind}_L{layer}H{head}", tr)
     with st.expander(tr("code.title")):
-        st.code(attention_snippet(choice.key, prompt, kind, layer, head, target), language="python")
+        st.code(attention_snippet(choice.name, prompt, kind, layer, head, target), language="python")
 
 
 def _go_to_head() -> None:

@@ -70,8 +70,14 @@ def patching_tab(tr, choice, model) -> None:
                         format_func=lambda k: tr(f"interventions.sweep.{k}"))
     key = (choice.key, clean, corrupted, answer, wrong, sweep)
     results = st.session_state.setdefault(RESULTS, {})
+    if st.session_state.get("p_cancel"):  # the cancel button was clicked: Streamlit stopped the sweep's run
+        st.warning(tr("interventions.cancelled"))
     if st.button(tr("interventions.run"), type="primary", key="p_run") and key not in results:
         bar = st.progress(0.0, text=tr("interventions.running"))
+        # Clicking it starts a new run of the page, which stops this one at its next progress update
+        # (the sweep's hooks are removed by their context manager on the way out).
+        cancel = st.empty()
+        cancel.button(tr("interventions.cancel"), key="p_cancel")
         try:
             results[key] = patching_sweep(
                 model, clean, corrupted, answer, wrong, sweep,
@@ -79,9 +85,11 @@ def patching_tab(tr, choice, model) -> None:
                                                                                   total=total)))
         except Exception as err:  # noqa: BLE001
             bar.empty()
+            cancel.empty()
             st.error(_error(tr, err, choice.label))
             return
         bar.empty()
+        cancel.empty()
         while len(results) > 8:  # keep the session small
             results.pop(next(iter(results)))
     table = results.get(key)
@@ -96,7 +104,7 @@ def patching_tab(tr, choice, model) -> None:
     st.plotly_chart(fig, width="stretch", key="sweep_chart")
     export_buttons(fig, f"patching_{sweep}", tr)
     with st.expander(tr("code.title")):
-        st.code(patching_snippet(choice.key, clean, corrupted, answer, wrong, sweep), language="python")
+        st.code(patching_snippet(choice.name, clean, corrupted, answer, wrong, sweep), language="python")
 
 
 def render() -> None:

@@ -53,7 +53,7 @@ def render() -> None:
             st.plotly_chart(fig, width="stretch", key="lens_chart")
             export_buttons(fig, "logit_lens", tr)
             with st.expander(tr("code.title")):
-                st.code(logit_lens_snippet(choice.key, prompt, view.target), language="python")
+                st.code(logit_lens_snippet(choice.name, prompt, view.target), language="python")
     with dla_tab:
         state.set_default(R_ANSWER, tr("residual.default_answer"))
         a, w = st.columns(2)

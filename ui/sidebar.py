@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from ui import state
 from ui.i18n import LANGUAGE_NAMES, LANGUAGES, translator
@@ -58,3 +59,11 @@ def render_sidebar() -> None:
             placeholder=tr("sidebar.folder_placeholder"),
             help=tr("sidebar.folder_help"),
         )
+        devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        state.keep_in_options(state.DEVICE_KEY, devices)
+        state.keep_in_options(state.DTYPE_KEY, list(state.DTYPES))
+        with st.expander(tr("sidebar.device_header")):
+            st.selectbox(tr("sidebar.device"), devices, key=state.DEVICE_KEY,
+                         format_func=lambda d: tr("sidebar.device_auto") if d == "auto" else d,
+                         help=tr("sidebar.device_help"))
+            st.selectbox(tr("sidebar.dtype"), list(state.DTYPES), key=state.DTYPE_KEY, help=tr("sidebar.dtype_help"))

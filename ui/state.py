@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import streamlit as st
 
@@ -34,6 +34,8 @@ TARGET_KEY = "target"  # decoder text of an encoder-decoder (empty: the model's 
 ATTN_KIND_KEY = "attention_kind"  # self | encoder | decoder | cross
 ATTN_VIEW_KEY = "attention_view"  # head | layer | detectors
 DETECTOR_KEY = "detector"
+DEVICE_KEY = "device"  # auto | cpu | cuda
+DTYPE_KEY = "dtype"  # float32 | bfloat16 | float16
 LAYER_KEY = "layer"
 HEAD_KEY = "head"
 
@@ -77,13 +79,38 @@ def keep_in_options(key: str, options: list) -> None:
 # --------------------------------------------------------------------------- model choice
 
 
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
 @dataclass(frozen=True)
 class ModelChoice:
-    """What to load: a shipped model name, or an absolute checkpoint folder."""
+    """What to load: a shipped model name, or an absolute checkpoint folder (or .gguf file), on a
+    device and in a dtype. ``key`` identifies the loaded model in every cache: the source alone for
+    the defaults (auto device, float32), else ``source|device|dtype``."""
 
-    key: str  # passed to load_pretrained; also the cache key
+    key: str  # the cache key (see above)
     label: str  # shown to the user
     is_folder: bool
+    source: str = ""  # what load_pretrained reads (name or path); "" = key
+    device: str = "auto"
+    dtype: str = "float32"
+
+    @property
+    def name(self) -> str:
+        return self.source or self.key
+
+
+def _spec_key(source: str, device: str, dtype: str) -> str:
+    return source if (device, dtype) == ("auto", "float32") else f"{source}|{device}|{dtype}"
+
+
+def _parse_key(key: str) -> tuple[str, Optional[str], Optional[str]]:
+    """(source, device, dtype) of a cache key (device/dtype None for the defaults)."""
+    parts = key.rsplit("|", 2)
+    if len(parts) == 3 and parts[1] in DEVICES and parts[2] in DTYPES:
+        return parts[0], (None if parts[1] == "auto" else parts[1]), parts[2]
+    return key, None, None
 
 
 class ModelChoiceError(Exception):
@@ -95,7 +122,8 @@ class ModelChoiceError(Exception):
         self.details = details
 
 
-def resolve_model_choice(name: str | None, folder: str | None) -> ModelChoice:
+def resolve_model_choice(name: str | None, folder: str | None, device: str = "auto",
+                         dtype: str = "float32") -> ModelChoice:
     """The folder path (or a .gguf file) wins when filled in; otherwise the shipped model name."""
     folder = (folder or "").strip()
     if folder:
@@ -105,9 +133,9 @@ def resolve_model_choice(name: str | None, folder: str | None) -> ModelChoice:
         if not path.is_dir() and path.suffix.lower() != ".gguf":
             raise ModelChoiceError("not_a_folder", path=folder)
         resolved = str(path.resolve())
-        return ModelChoice(key=resolved, label=resolved, is_folder=True)
+        return ModelChoice(_spec_key(resolved, device, dtype), resolved, True, resolved, device, dtype)
     if name:
-        return ModelChoice(key=name, label=name, is_folder=False)
+        return ModelChoice(_spec_key(name, device, dtype), name, False, name, device, dtype)
     raise ModelChoiceError("no_model")
 
 
@@ -128,7 +156,8 @@ class LoadedModel:
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _load_model(key: str) -> LoadedModel:
     # Exceptions are not cached: a failed load is retried on the next run.
-    return LoadedModel(model=load_pretrained(key))
+    source, device, dtype = _parse_key(key)
+    return LoadedModel(model=load_pretrained(source, device=device, dtype=dtype))
 
 
 @dataclass
@@ -143,7 +172,8 @@ def load_selected_model(tr: Callable[..., str]) -> Outcome:
     """Load the model picked in the sidebar; errors come back as messages."""
     try:
         choice = resolve_model_choice(
-            st.session_state.get(MODEL_NAME_KEY), st.session_state.get(MODEL_FOLDER_KEY)
+            st.session_state.get(MODEL_NAME_KEY), st.session_state.get(MODEL_FOLDER_KEY),
+            st.session_state.get(DEVICE_KEY) or "auto", st.session_state.get(DTYPE_KEY) or "float32",
         )
     except ModelChoiceError as err:
         return Outcome(error=tr(f"error.{err.code}", **err.details))

@@ -39,3 +39,32 @@ def test_gguf_file_is_accepted(tmp_path: Path) -> None:
     with pytest.raises(ModelChoiceError) as err:
         resolve_model_choice(None, str(tmp_path / "missing.gguf"))
     assert err.value.code == "folder_missing"
+
+
+def test_device_and_dtype_make_their_own_cache_key(tmp_path: Path) -> None:
+    from ui.state import _parse_key
+
+    default = resolve_model_choice("induction-2l", "")
+    assert default.key == "induction-2l" and default.name == "induction-2l"
+    half = resolve_model_choice("induction-2l", "", "cpu", "bfloat16")
+    assert half.key == "induction-2l|cpu|bfloat16" and half.name == "induction-2l"
+    assert _parse_key(half.key) == ("induction-2l", "cpu", "bfloat16")
+    assert _parse_key(default.key) == ("induction-2l", None, None)
+    folder = resolve_model_choice(None, str(tmp_path), "auto", "float16")
+    assert _parse_key(folder.key) == (str(tmp_path.resolve()), None, "float16")
+
+
+def test_app_loads_in_the_chosen_dtype() -> None:
+    import torch
+    from streamlit.testing.v1 import AppTest
+
+    from ui import state
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=90)
+    at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    at.session_state[state.DTYPE_KEY] = "bfloat16"
+    at.session_state[state.DEVICE_KEY] = "cpu"
+    at.run()
+    assert not at.exception and not at.error
+    model = state._load_model("induction-2l|cpu|bfloat16").model
+    assert model.W_E.dtype == torch.bfloat16 and len(at.get("plotly_chart")) == 1
