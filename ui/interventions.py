@@ -27,7 +27,8 @@ from circuits.patching import (
 )
 from ui.patterns import PromptError
 
-SWEEPS = ("resid_pre", "attn_out", "mlp_out", "head_out", "attribution_head_out", "attribution_resid_pre")
+SWEEPS = ("resid_pre", "attn_out", "mlp_out", "head_out", "attribution_head_out", "attribution_resid_pre",
+          "path_head_to_logits")
 ABLATION_KINDS = ("zero", "mean", "resample")
 _HEAD = re.compile(r"^L(\d+)H(\d+)$")
 
@@ -118,7 +119,9 @@ def single_token(model, text: str, field: str) -> int:
 def patching_sweep(model, clean_prompt: str, corrupted_prompt: str, answer: str, wrong: str, sweep: str,
                    progress: Optional[Callable[[int, int], None]] = None) -> SweepTable:
     """Denoising patching (corrupted run, clean activations patched in) with the logit difference
-    ``answer - wrong`` at the last position, normalized so that 1 = clean, 0 = corrupted."""
+    ``answer - wrong`` at the last position, normalized so that 1 = clean, 0 = corrupted.
+    ``path_head_to_logits`` is path patching (Wang et al.) from each head alone to the final
+    residual stream, as the share of the clean -> corrupted change that path carries."""
     if model.cfg.family != "decoder":
         raise PromptError("decoder_only")
     clean, corrupted = _tokens(model, clean_prompt), _tokens(model, corrupted_prompt)
@@ -138,6 +141,16 @@ def patching_sweep(model, clean_prompt: str, corrupted_prompt: str, answer: str,
             result = patch_layer_outputs(model, corrupted, cache, metric, sweep.split("_")[0], **kw)
         elif sweep == "head_out":
             result = patch_head_outputs(model, corrupted, cache, metric, **kw)
+        elif sweep == "path_head_to_logits":
+            from circuits.path_patching import path_patching_sweep
+
+            result = path_patching_sweep(model, clean, corrupted, metric, progress=progress)
+            if abs(result.source - result.baseline) < 1e-6:
+                raise PromptError("no_difference")
+            # share of the clean -> corrupted change carried by the head's direct path to the logits
+            carried = ((result.baseline - result.values) / (result.baseline - result.source)).numpy()
+            return SweepTable(carried, result.labels["layer"], result.labels["head"], "layer", "head",
+                              result.baseline, result.source)
         elif sweep.startswith("attribution_"):
             result = attribution_patching(model, clean, corrupted, metric, sweep.removeprefix("attribution_"))
         else:

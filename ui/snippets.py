@@ -59,6 +59,8 @@ _SWEEP_CALLS = {
                              "attribution_patching(model, clean, corrupted, metric, 'head_out')"),
     "attribution_resid_pre": ("from circuits.attribution import attribution_patching",
                               "attribution_patching(model, clean, corrupted, metric, 'resid_pre')"),
+    "path_head_to_logits": ("from circuits.path_patching import path_patching_sweep",
+                            "path_patching_sweep(model, clean, corrupted, metric)"),
 }
 
 
@@ -72,5 +74,6 @@ def patching_snippet(model_key: str, clean: str, corrupted: str, answer: str, wr
         f"metric = LogitDiff(model.to_single_token({answer!r}), model.to_single_token({wrong!r}))\n"
         "_, clean_cache = model.run_with_cache(clean)\n"
         f"result = {call}\n"
-        "values = result.normalized()  # [layer, position or head]\n"
+        + ("values = (result.baseline - result.values) / (result.baseline - result.source)  # share carried\n"
+           if sweep == "path_head_to_logits" else "values = result.normalized()  # [layer, position or head]\n")
     )

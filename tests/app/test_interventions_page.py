@@ -101,3 +101,16 @@ def test_patching_errors_are_messages():
     at.text_input(key="p_answer").input(" two words").run()
     at.button(key="p_run").click().run()
     assert not at.exception and any("two words" in e.value for e in at.error)
+
+
+def test_path_patching_sweep_view(model):
+    from circuits.metrics import LogitDiff
+    from circuits.path_patching import path_patching
+
+    table = patching_sweep(model, CLEAN, CORRUPTED, " queso", " perro", "path_head_to_logits")
+    assert table.values.shape == (2, 4)
+    clean, corrupted = model.to_tokens(CLEAN), model.to_tokens(CORRUPTED)
+    metric = LogitDiff(model.to_single_token(" queso"), model.to_single_token(" perro"))
+    value = path_patching(model, clean, corrupted, metric, [(1, 3)])
+    expected = (table.clean - value) / (table.clean - table.corrupted)
+    assert float(table.values[1, 3]) == pytest.approx(expected, abs=1e-4)

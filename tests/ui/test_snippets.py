@@ -51,7 +51,7 @@ def test_logit_lens_snippet():
     np.testing.assert_allclose(as_np(ns["probs"]), view.target_probs, atol=1e-6)
 
 
-@pytest.mark.parametrize("sweep", ["head_out", "resid_pre", "attribution_head_out"])
+@pytest.mark.parametrize("sweep", ["head_out", "resid_pre", "attribution_head_out", "path_head_to_logits"])
 def test_patching_snippet(sweep):
     model = models.load_pretrained("induction-2l")
     clean, corrupted = "gato azul tren queso gato azul tren", "gato azul tren queso perro azul tren"
