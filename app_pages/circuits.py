@@ -11,8 +11,7 @@ from ui import state
 from ui.circuits_view import composition_view, copying_view, head_circuits_view
 from ui.figures import sweep_heatmap
 from ui.i18n import translator
-from ui.patterns import PromptError
-from ui.widgets import export_buttons
+from ui.widgets import error_message, export_buttons, page_header
 
 C_LAYER, C_HEAD, C_TOKENS, C_MODE = "c_layer", "c_head", "c_tokens", "c_mode"
 
@@ -27,22 +26,12 @@ def _composition(model_key: str, mode: str):
     return composition_view(state._load_model(model_key).model, mode)
 
 
-def _message(tr, err: Exception, name: str) -> str:
-    if isinstance(err, PromptError):
-        return tr(f"error.{err.code}", name=name, **err.details)
-    return tr("error.forward", detail=f"{type(err).__name__}: {err}.")
-
-
 def render() -> None:
     tr = translator(state.current_lang())
-    st.title(tr("circuits.title"))
-    st.caption(tr("circuits.intro"))
-    with st.spinner(tr("attention.loading_model")):
-        loaded = state.load_selected_model(tr)
-    if loaded.error:
-        st.error(loaded.error)
+    header = page_header(tr, "circuits")
+    if header is None:
         return
-    choice, model = loaded.value
+    choice, model = header
     cfg = model.cfg
     if cfg.family != "decoder" or not cfg.has_logits:
         st.info(tr("error.decoder_only", name=choice.label))
@@ -61,7 +50,7 @@ def render() -> None:
         try:
             view = head_circuits_view(model, layer, head, text)
         except Exception as err:  # noqa: BLE001 - a message, never a traceback
-            st.error(_message(tr, err, choice.label))
+            st.error(error_message(tr, err, choice.label))
         else:
             qk = sweep_heatmap(view.qk, view.labels, view.labels, title=tr("circuits.qk_title", layer=layer, head=head),
                                row_label=tr("figure.query"), column_label=tr("figure.key"),

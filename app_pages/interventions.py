@@ -11,19 +11,12 @@ from ui import state
 from ui.figures import prediction_bars, sweep_heatmap
 from ui.i18n import translator
 from ui.interventions import ABLATION_KINDS, SWEEPS, ablation_predictions, head_names, patching_sweep
-from ui.patterns import PromptError
 from ui.snippets import patching_snippet
-from ui.widgets import export_buttons
+from ui.widgets import error_message, export_buttons, page_header
 
 ABL_PROMPT, ABL_HEADS, ABL_KIND, ABL_REF = "abl_prompt", "abl_heads", "abl_kind", "abl_reference"
 P_CLEAN, P_CORRUPT, P_ANSWER, P_WRONG, P_SWEEP = "p_clean", "p_corrupted", "p_answer", "p_wrong", "p_sweep"
 RESULTS = "_sweep_results"
-
-
-def _error(tr, err: Exception, name: str) -> str:
-    if isinstance(err, PromptError):
-        return tr(f"error.{err.code}", name=name, **err.details)
-    return tr("error.forward", detail=f"{type(err).__name__}: {err}.")
 
 
 def ablation_tab(tr, choice, model) -> None:
@@ -41,7 +34,7 @@ def ablation_tab(tr, choice, model) -> None:
     try:
         out = ablation_predictions(model, prompt, heads, kind, reference)
     except Exception as err:  # noqa: BLE001 - shown in the page, never raised
-        st.error(_error(tr, err, choice.label))
+        st.error(error_message(tr, err, choice.label))
         return
     c1, c2, c3 = st.columns(3)
     c1.metric(tr("interventions.loss_clean"), f"{out.clean_loss:.3f}")
@@ -86,7 +79,7 @@ def patching_tab(tr, choice, model) -> None:
         except Exception as err:  # noqa: BLE001
             bar.empty()
             cancel.empty()
-            st.error(_error(tr, err, choice.label))
+            st.error(error_message(tr, err, choice.label))
             return
         bar.empty()
         cancel.empty()
@@ -109,14 +102,10 @@ def patching_tab(tr, choice, model) -> None:
 
 def render() -> None:
     tr = translator(state.current_lang())
-    st.title(tr("interventions.title"))
-    st.caption(tr("interventions.intro"))
-    with st.spinner(tr("attention.loading_model")):
-        loaded = state.load_selected_model(tr)
-    if loaded.error:
-        st.error(loaded.error)
+    header = page_header(tr, "interventions")
+    if header is None:
         return
-    choice, model = loaded.value
+    choice, model = header
     if model.cfg.family != "decoder":
         st.info(tr("error.decoder_only", name=choice.label))
         return

@@ -10,22 +10,18 @@ import streamlit as st
 from ui import state
 from ui.i18n import translator
 from ui.model_view import architecture_dot, stages
-from ui.patterns import PromptError
 from ui.sidebar import family_label
+from ui.widgets import error_message, page_header
 
 M_PROMPT = "model_prompt"
 
 
 def render() -> None:
     tr = translator(state.current_lang())
-    st.title(tr("model.title"))
-    st.caption(tr("model.intro"))
-    with st.spinner(tr("attention.loading_model")):
-        loaded = state.load_selected_model(tr)
-    if loaded.error:
-        st.error(loaded.error)
+    header = page_header(tr, "model")
+    if header is None:
         return
-    choice, model = loaded.value
+    choice, model = header
     cfg = model.cfg
     st.markdown(f"**{cfg.model_name or choice.label}** · {family_label(tr, cfg.family)} · {cfg.summary()}")
     default = "attention.default_source" if cfg.family == "encoder-decoder" else "attention.default_prompt"
@@ -33,11 +29,8 @@ def render() -> None:
     prompt = st.text_input(tr("model.prompt"), key=M_PROMPT, help=tr("model.prompt_help"))
     try:
         rows = stages(model, prompt)
-    except PromptError as err:
-        st.error(tr(f"error.{err.code}", name=choice.label, **err.details))
-        return
     except Exception as err:  # noqa: BLE001 - a message, never a traceback
-        st.error(tr("error.forward", detail=f"{type(err).__name__}: {err}."))
+        st.error(error_message(tr, err, choice.label))
         return
     n_layers = tr("model.layers", n=cfg.n_layers)
     dot = architecture_dot(rows, lambda k: tr(f"model.stage.{k}"), n_layers)

@@ -9,30 +9,19 @@ import streamlit as st
 from ui import state
 from ui.figures import layer_bars, logit_lens_heatmap, sweep_heatmap
 from ui.i18n import translator
-from ui.patterns import PromptError
 from ui.residual_view import attribution_view, lens_view
 from ui.snippets import logit_lens_snippet
-from ui.widgets import export_buttons
+from ui.widgets import error_message, export_buttons, page_header
 
 R_PROMPT, R_TARGET, R_ANSWER, R_WRONG = "res_prompt", "res_target", "res_answer", "res_wrong"
 
 
-def _message(tr, err: Exception, name: str) -> str:
-    if isinstance(err, PromptError):
-        return tr(f"error.{err.code}", name=name, **err.details)
-    return tr("error.forward", detail=f"{type(err).__name__}: {err}.")
-
-
 def render() -> None:
     tr = translator(state.current_lang())
-    st.title(tr("residual.title"))
-    st.caption(tr("residual.intro"))
-    with st.spinner(tr("attention.loading_model")):
-        loaded = state.load_selected_model(tr)
-    if loaded.error:
-        st.error(loaded.error)
+    header = page_header(tr, "residual")
+    if header is None:
         return
-    choice, model = loaded.value
+    choice, model = header
     state.set_default(R_PROMPT, tr("residual.default_prompt"))
     prompt = st.text_area(tr("attention.prompt"), key=R_PROMPT, height=80)
     lens_tab, dla_tab = st.tabs([tr("residual.tab_lens"), tr("residual.tab_dla")])
@@ -41,7 +30,7 @@ def render() -> None:
         try:
             view = lens_view(model, prompt, target)
         except Exception as err:  # noqa: BLE001 - a message, never a traceback
-            st.error(_message(tr, err, choice.label))
+            st.error(error_message(tr, err, choice.label))
         else:
             first = view.first_top1_last or tr("residual.never")
             st.info(tr("residual.first_top1", token=view.target, layer=first))
@@ -62,7 +51,7 @@ def render() -> None:
         try:
             view = attribution_view(model, prompt, answer, wrong)
         except Exception as err:  # noqa: BLE001
-            st.error(_message(tr, err, choice.label))
+            st.error(error_message(tr, err, choice.label))
             return
         st.caption(tr("residual.identity", total=view.total, constant=view.constant, logit=view.logit))
         fig = layer_bars(view.per_layer, view.layer_labels, title=tr("residual.dla_layers"),

@@ -24,3 +24,28 @@ def export_buttons(fig: go.Figure, stem: str, tr: Callable[..., str]) -> None:
             on_click="ignore",
             width="stretch",
         )
+
+
+def error_message(tr: Callable[..., str], err: Exception, name: str) -> str:
+    """The translated message of a failed computation: a PromptError's own message, else the
+    generic one with the exception's text (never a traceback)."""
+    from ui.patterns import PromptError
+
+    if isinstance(err, PromptError):
+        return tr(f"error.{err.code}", name=name, **err.details)
+    return tr("error.forward", detail=f"{type(err).__name__}: {err}.")
+
+
+def page_header(tr: Callable[..., str], page: str):
+    """Title and intro of ``page`` (i18n keys ``{page}.title`` / ``{page}.intro``), then the model
+    picked in the sidebar: ``(choice, model)``, or None after showing the load error."""
+    from ui import state
+
+    st.title(tr(f"{page}.title"))
+    st.caption(tr(f"{page}.intro"))
+    with st.spinner(tr("attention.loading_model")):
+        loaded = state.load_selected_model(tr)
+    if loaded.error:
+        st.error(loaded.error)
+        return None
+    return loaded.value
