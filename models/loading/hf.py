@@ -128,8 +128,7 @@ def gpt_neox(hf, sd):
             q + "attn.W_O": _get(sd, p + "attention.dense.weight").T.reshape(H, d, m),
             q + "ln2.w": _get(sd, p + "post_attention_layernorm.weight"),
             q + "ln2.b": _get(sd, p + "post_attention_layernorm.bias"),
-            q + "mlp.W_in": _get(sd, p + "mlp.dense_h_to_4h.weight").T, q + "mlp.b_in": _get(sd, p + "mlp.dense_h_to_4h.bias"),
-            q + "mlp.W_out": _get(sd, p + "mlp.dense_4h_to_h.weight").T, q + "mlp.b_out": _get(sd, p + "mlp.dense_4h_to_h.bias"),
+            **_linear_mlp(sd, q, p + "mlp.dense_h_to_4h", p + "mlp.dense_4h_to_h"),
         }
         if cfg.attn_bias:
             out[q + "attn.b_qkv"] = _get(sd, p + "attention.query_key_value.bias").reshape(H, 3, d).transpose(0, 1).reshape(3 * H, d)
@@ -198,6 +197,14 @@ def _ln(out: dict, sd: dict, ours: str, theirs: str) -> None:
     out[ours + ".w"], out[ours + ".b"] = _get(sd, theirs + ".weight"), _get(sd, theirs + ".bias")
 
 
+def _linear_mlp(sd: dict, ours: str, up: str, down: str) -> dict:
+    """Two nn.Linear layers (up, then down) -> our ``mlp.W_in/b_in/W_out/b_out``."""
+    return {
+        ours + "mlp.W_in": _get(sd, up + ".weight").T, ours + "mlp.b_in": _get(sd, up + ".bias"),
+        ours + "mlp.W_out": _get(sd, down + ".weight").T, ours + "mlp.b_out": _get(sd, down + ".bias"),
+    }
+
+
 def _separate_qkv(sd: dict, prefix: str, names: tuple[str, str, str], out_name: str, H: int, d: int, m: int) -> dict:
     """q/k/v/out nn.Linear projections (BERT, BART, Marian) -> our attention tensors."""
     q, k, v, o = (prefix + n for n in names + (out_name,))
@@ -238,10 +245,7 @@ def bert(hf, sd):
         attn = _separate_qkv(sd, p + "attention.", ("self.query", "self.key", "self.value"), "output.dense", H, d, m)
         out |= {q + "attn." + k: v for k, v in attn.items()}
         _ln(out, sd, q + "ln1", p + "attention.output.LayerNorm")
-        out |= {
-            q + "mlp.W_in": _get(sd, p + "intermediate.dense.weight").T, q + "mlp.b_in": _get(sd, p + "intermediate.dense.bias"),
-            q + "mlp.W_out": _get(sd, p + "output.dense.weight").T, q + "mlp.b_out": _get(sd, p + "output.dense.bias"),
-        }
+        out |= _linear_mlp(sd, q, p + "intermediate.dense", p + "output.dense")
         _ln(out, sd, q + "ln2", p + "output.LayerNorm")
     if has_head:
         t = "cls.predictions.transform."
@@ -277,8 +281,7 @@ def bloom(hf, sd):
             q + "attn.b_qkv": _get(sd, p + "self_attention.query_key_value.bias").reshape(H, 3, d).transpose(0, 1).reshape(3 * H, d),
             q + "attn.W_O": _get(sd, p + "self_attention.dense.weight").T.reshape(H, d, m),
             q + "attn.b_O": _get(sd, p + "self_attention.dense.bias"),
-            q + "mlp.W_in": _get(sd, p + "mlp.dense_h_to_4h.weight").T, q + "mlp.b_in": _get(sd, p + "mlp.dense_h_to_4h.bias"),
-            q + "mlp.W_out": _get(sd, p + "mlp.dense_4h_to_h.weight").T, q + "mlp.b_out": _get(sd, p + "mlp.dense_4h_to_h.bias"),
+            **_linear_mlp(sd, q, p + "mlp.dense_h_to_4h", p + "mlp.dense_4h_to_h"),
         }
         _ln(out, sd, q + "ln1", p + "input_layernorm")
         _ln(out, sd, q + "ln2", p + "post_attention_layernorm")
@@ -337,10 +340,7 @@ def seq2seq(hf, sd):
                 cross = _separate_qkv(sd, p + "encoder_attn.", ("q_proj", "k_proj", "v_proj"), "out_proj", H, d, m)
                 out |= {q + "cross_attn." + k: v for k, v in cross.items()}
                 _ln(out, sd, q + "ln_cross", p + "encoder_attn_layer_norm")
-            out |= {
-                q + "mlp.W_in": _get(sd, p + "fc1.weight").T, q + "mlp.b_in": _get(sd, p + "fc1.bias"),
-                q + "mlp.W_out": _get(sd, p + "fc2.weight").T, q + "mlp.b_out": _get(sd, p + "fc2.bias"),
-            }
+            out |= _linear_mlp(sd, q, p + "fc1", p + "fc2")
             _ln(out, sd, q + "ln2", p + "final_layer_norm")
     out["unembed.weight"] = shared if cfg.tie_word_embeddings else _get(sd, "lm_head.weight")
     out["unembed.b_U"] = _get(sd, "final_logits_bias").reshape(-1)
