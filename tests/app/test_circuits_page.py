@@ -30,7 +30,7 @@ def open_page(lang="en") -> AppTest:
     at.session_state[state.LANG_KEY] = lang
     at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
     at.run()
-    at.switch_page("app_pages/circuits.py").run()
+    at.switch_page("pages/circuits.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

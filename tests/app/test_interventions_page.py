@@ -15,7 +15,7 @@ from ui.i18n import t
 from ui.interventions import ablation_predictions, patching_sweep
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
-PAGE = "app_pages/interventions.py"
+PAGE = "pages/interventions.py"
 CLEAN = "gato azul tren queso gato azul tren"
 CORRUPTED = "gato azul tren queso perro azul tren"
 

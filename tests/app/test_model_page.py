@@ -45,7 +45,7 @@ def test_page_renders(lang):
     at.session_state[state.LANG_KEY] = lang
     at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
     at.run()
-    at.switch_page("app_pages/model.py").run()
+    at.switch_page("pages/model.py").run()
     assert not at.exception and not at.error
     assert at.title[0].value == t("model.title", lang)
     table = at.dataframe[0].value

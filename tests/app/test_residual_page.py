@@ -26,7 +26,7 @@ def open_page(lang="en") -> AppTest:
     at.session_state[state.LANG_KEY] = lang
     at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
     at.run()
-    at.switch_page("app_pages/residual.py").run()
+    at.switch_page("pages/residual.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

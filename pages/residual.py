@@ -12,6 +12,9 @@ from ui.i18n import translator
 from ui.residual_view import attribution_view, lens_view
 from ui.snippets import logit_lens_snippet
 from ui.widgets import error_message, export_buttons, page_header
+from ui.navigation import leave_legacy_multipage_mode
+
+leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
 
 R_PROMPT, R_TARGET, R_ANSWER, R_WRONG = "res_prompt", "res_target", "res_answer", "res_wrong"
 

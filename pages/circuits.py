@@ -12,6 +12,9 @@ from ui.circuits_view import composition_view, copying_view, head_circuits_view
 from ui.figures import sweep_heatmap
 from ui.i18n import translator
 from ui.widgets import error_message, export_buttons, page_header
+from ui.navigation import leave_legacy_multipage_mode
+
+leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
 
 C_LAYER, C_HEAD, C_TOKENS, C_MODE = "c_layer", "c_head", "c_tokens", "c_mode"
 

@@ -13,6 +13,9 @@ from ui.i18n import translator
 from ui.interventions import ABLATION_KINDS, SWEEPS, ablation_predictions, head_names, patching_sweep
 from ui.snippets import patching_snippet
 from ui.widgets import error_message, export_buttons, page_header
+from ui.navigation import leave_legacy_multipage_mode
+
+leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
 
 ABL_PROMPT, ABL_HEADS, ABL_KIND, ABL_REF = "abl_prompt", "abl_heads", "abl_kind", "abl_reference"
 P_CLEAN, P_CORRUPT, P_ANSWER, P_WRONG, P_SWEEP = "p_clean", "p_corrupted", "p_answer", "p_wrong", "p_sweep"

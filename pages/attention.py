@@ -13,6 +13,9 @@ from ui.patterns import attention_kinds
 from ui.sidebar import family_label
 from ui.snippets import attention_snippet
 from ui.widgets import export_buttons
+from ui.navigation import leave_legacy_multipage_mode
+
+leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
 
 
 def render() -> None:

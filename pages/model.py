@@ -12,6 +12,9 @@ from ui.i18n import translator
 from ui.model_view import architecture_dot, stages
 from ui.sidebar import family_label
 from ui.widgets import error_message, page_header
+from ui.navigation import leave_legacy_multipage_mode
+
+leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
 
 M_PROMPT = "model_prompt"
 

@@ -1,0 +1,46 @@
+"""Keep Streamlit on one navigation mechanism (``st.navigation`` in ``app.py``).
+
+A ``pages/`` folder next to the entry point makes Streamlit start a process (and
+AppTest every run) in its older automatic multipage mode, which runs ``app.py``
+as a page of its own. Widget ids of that run differ from every later run, so the
+first interaction of the first visitor would be silently dropped. The first
+thing ``app.py`` and every page script do is to leave that mode: switch the flag
+off and ask for a rerun of the page the visitor asked for (URL path or
+``switch_page``), with the widget values sent. The legacy mode registers each
+``pages/<x>.py`` under ``<x>``, the same ``url_path`` ``app.py`` gives it, so a
+first visit to ``/<x>`` finds its page, and a page run directly by that mode
+leaves it as well (AppTest re-enters the mode on every run).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.proto.WidgetStates_pb2 import WidgetStates
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+
+def leave_legacy_multipage_mode() -> None:
+    """Rerun once under ``st.navigation`` if Streamlit started in pages/ mode."""
+    if not PagesManager.uses_pages_directory:
+        return
+    PagesManager.uses_pages_directory = False
+    ctx = get_script_run_ctx()
+    if ctx is None or ctx.script_requests is None:  # bare mode: nothing to rerun
+        return
+    pages = ctx.pages_manager
+    # The widget values the visitor sent with this run; without them the switch
+    # from the legacy page back to the real one would reset every widget.
+    widgets = WidgetStates()
+    widgets.widgets.extend(ctx.session_state.get_widget_states())
+    ctx.script_requests.request_rerun(
+        RerunData(
+            query_string=ctx.query_string,
+            page_script_hash=pages.intended_page_script_hash or "",
+            page_name=pages.intended_page_name or "",
+            widget_states=widgets,
+            context_info=ctx.context_info,
+        )
+    )
+    st.empty()  # a yield point: the script runner acts on the rerun request here
