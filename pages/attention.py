@@ -10,9 +10,9 @@ from ui import state
 from ui.figures import attention_heatmap, head_grid, score_heatmap
 from ui.i18n import translator
 from ui.patterns import attention_kinds
-from ui.sidebar import family_label
+from ui.sidebar import family_label, summary_text
 from ui.snippets import attention_snippet
-from ui.widgets import export_buttons
+from ui.widgets import export_buttons, load_warnings, unknown_words_warning
 from ui.navigation import leave_legacy_multipage_mode
 
 leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
@@ -31,6 +31,7 @@ def render() -> None:
         st.text_area(tr("attention.prompt"), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
         return
     choice, model = loaded.value
+    load_warnings(tr, model)
     cfg = model.cfg
     seq2seq = cfg.family == "encoder-decoder"
     st.caption(tr({"decoder": "attention.intro", "encoder": "attention.intro_encoder"}.get(cfg.family,
@@ -40,7 +41,7 @@ def render() -> None:
             "sidebar.model_info",
             name=getattr(cfg, "model_name", None) or choice.label,
             family=family_label(tr, cfg.family),
-            summary=cfg.summary(),
+            summary=summary_text(tr, cfg.summary()),
             n_ctx=cfg.n_ctx,
             device=cfg.device,
         )
@@ -62,6 +63,7 @@ def render() -> None:
         st.error(result.error)
         return
     patterns = result.value
+    unknown_words_warning(tr, model, prompt)
     if seq2seq and patterns.target_text is not None:
         key = "attention.generated" if patterns.generated else "attention.given_target"
         st.info(tr(key, text=patterns.target_text or "∅"))

@@ -10,7 +10,7 @@ import streamlit as st
 from ui import state
 from ui.i18n import translator
 from ui.model_view import architecture_dot, stages
-from ui.sidebar import family_label
+from ui.sidebar import family_label, summary_text
 from ui.widgets import error_message, page_header
 from ui.navigation import leave_legacy_multipage_mode
 
@@ -26,7 +26,7 @@ def render() -> None:
         return
     choice, model = header
     cfg = model.cfg
-    st.markdown(f"**{cfg.model_name or choice.label}** · {family_label(tr, cfg.family)} · {cfg.summary()}")
+    st.markdown(f"**{cfg.model_name or choice.label}** · {family_label(tr, cfg.family)} · {summary_text(tr, cfg.summary())}")
     default = "attention.default_source" if cfg.family == "encoder-decoder" else "attention.default_prompt"
     state.set_default(M_PROMPT, tr(default))
     prompt = st.text_input(tr("model.prompt"), key=M_PROMPT, help=tr("model.prompt_help"))

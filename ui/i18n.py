@@ -286,6 +286,42 @@ STRINGS: dict[str, dict[str, str]] = {
         "Usa un checkpoint que incluya tokenizer.json.",
         "error.prompt_too_long": "El texto tiene {n} tokens, pero el modelo admite como máximo {n_ctx}. Acórtalo.",
         "error.forward": "El modelo falló al procesar el texto: {detail} Prueba con otro texto u otro modelo.",
+        "loading.progress": "Cargando el modelo… {seconds} s. La primera carga de un modelo GGUF lo convierte "
+        "una sola vez (unos 20-30 s); las siguientes tardan un segundo.",
+        # Architecture summary line (ModelConfig.summary)
+        "summary.layers_heads": "{layers} capas x {heads} cabezas",
+        "summary.kv": " ({n} kv)",
+        "summary.pos.learned": "posiciones aprendidas",
+        "summary.pos.sinusoidal": "posiciones sinusoidales",
+        "summary.pos.rotary": "posiciones rotatorias (RoPE)",
+        "summary.pos.alibi": "posiciones ALiBi",
+        "summary.pos.none": "sin posiciones",
+        "summary.no_norm": "sin normalización",
+        "summary.attn_only": "solo atención",
+        "summary.attn.multi-head": "atención multi-cabeza",
+        "summary.attn.grouped-query": "atención de consultas agrupadas (GQA)",
+        "summary.attn.multi-query": "atención multi-consulta (MQA)",
+        "sidebar.allowed_dirs": "Carpetas permitidas en este servidor: {dirs}",
+        # Classroom server: limits and safe loading
+        "error.not_text": "El campo «{field}» debe ser texto. Escribe un texto.",
+        "error.text_too_long": "El texto tiene {n} caracteres; este servidor acepta como máximo {limit}. "
+        "Usa un texto más corto.",
+        "error.no_tokens": "El texto no produce ningún token para este modelo (solo espacios o caracteres que el "
+        "tokenizador descarta). Escribe palabras.",
+        "error.prompt_over_limit": "El texto tiene {n} tokens; en este servidor el máximo es {limit} (lo fija quien "
+        "lo administra con WORKBENCH_MAX_PROMPT_TOKENS). Acórtalo.",
+        "error.sweep_too_large": "Este barrido necesita {n} pasadas del modelo; en este servidor el máximo es {limit} "
+        "(WORKBENCH_MAX_SWEEP_RUNS). Usa textos más cortos o un barrido por cabezas.",
+        "error.out_of_memory": "Se acabó la memoria durante el barrido, incluso con lotes de {rows} pasada(s). "
+        "Usa textos más cortos, un barrido más pequeño (por cabezas en vez de por posición) o un modelo más "
+        "pequeño; quien administra el servidor puede bajar WORKBENCH_SWEEP_BATCH_ROWS.",
+        "error.path_refused": "Este servidor solo abre modelos de sus carpetas permitidas: {dirs}. «{path}» está "
+        "fuera de ellas. Elige un modelo incluido o una carpeta dentro de esas (quien administra el servidor las "
+        "fija con WORKBENCH_MODEL_DIRS o model_dirs en .streamlit/secrets.toml).",
+        "warning.unknown_words": "El modelo no conoce estas palabras y las lee todas como el mismo token "
+        "desconocido: {words}.",
+        "warning.weights": "Aviso sobre los pesos de este modelo: {detail}",
+        "warning.settings": "Ajuste del servidor ignorado (se usa el valor por defecto): {name} = «{value}».",
     },
     "en": {
         "app.title": "Transformer Circuits Workbench",
@@ -552,6 +588,41 @@ STRINGS: dict[str, dict[str, str]] = {
         "Use a checkpoint that includes tokenizer.json.",
         "error.prompt_too_long": "The text has {n} tokens, but the model accepts at most {n_ctx}. Shorten it.",
         "error.forward": "The model failed on this text: {detail} Try another text or another model.",
+        "loading.progress": "Loading the model… {seconds} s. The first load of a GGUF model converts it once "
+        "(about 20-30 s); later loads take a second.",
+        # Architecture summary line (ModelConfig.summary)
+        "summary.layers_heads": "{layers} layers x {heads} heads",
+        "summary.kv": " ({n} kv)",
+        "summary.pos.learned": "learned positions",
+        "summary.pos.sinusoidal": "sinusoidal positions",
+        "summary.pos.rotary": "rotary positions (RoPE)",
+        "summary.pos.alibi": "ALiBi positions",
+        "summary.pos.none": "no positions",
+        "summary.no_norm": "no normalization",
+        "summary.attn_only": "attention only",
+        "summary.attn.multi-head": "multi-head attention",
+        "summary.attn.grouped-query": "grouped-query attention (GQA)",
+        "summary.attn.multi-query": "multi-query attention (MQA)",
+        "sidebar.allowed_dirs": "Folders this server allows: {dirs}",
+        # Classroom server: limits and safe loading
+        "error.not_text": "The field '{field}' must be text. Type some text.",
+        "error.text_too_long": "The text has {n} characters; this server accepts at most {limit}. Use a shorter text.",
+        "error.no_tokens": "The text gives no tokens for this model (only spaces or characters the tokenizer drops). "
+        "Type some words.",
+        "error.prompt_over_limit": "The text has {n} tokens; this server allows at most {limit} (set by its "
+        "administrator with WORKBENCH_MAX_PROMPT_TOKENS). Shorten it.",
+        "error.sweep_too_large": "This sweep needs {n} runs of the model; this server allows at most {limit} "
+        "(WORKBENCH_MAX_SWEEP_RUNS). Use shorter texts or a sweep over heads.",
+        "error.out_of_memory": "Memory ran out during the sweep, even with batches of {rows} run(s). Use shorter "
+        "texts, a smaller sweep (over heads instead of positions) or a smaller model; the server's administrator can "
+        "lower WORKBENCH_SWEEP_BATCH_ROWS.",
+        "error.path_refused": "This server only opens models from its allowed folders: {dirs}. '{path}' is outside "
+        "them. Pick a shipped model or a folder inside those (the server's administrator sets them with "
+        "WORKBENCH_MODEL_DIRS or model_dirs in .streamlit/secrets.toml).",
+        "warning.unknown_words": "The model does not know these words and reads them all as the same unknown "
+        "token: {words}.",
+        "warning.weights": "Warning about this model's weights: {detail}",
+        "warning.settings": "Server setting ignored (the default is used): {name} = '{value}'.",
     },
 }
 

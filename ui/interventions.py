@@ -26,6 +26,9 @@ from circuits.patching import (
     patch_residual,
 )
 from ui.patterns import PromptError
+from ui import settings
+from ui.model_pool import release_memory
+from ui.prompts import prompt_tokens
 
 SWEEPS = ("resid_pre", "attn_out", "mlp_out", "head_out", "attribution_head_out", "attribution_resid_pre",
           "path_head_to_logits")
@@ -59,15 +62,8 @@ class AblationOutcome:
     kl: float  # KL(clean || ablated) of the next-token distribution
 
 
-def _tokens(model, prompt: str) -> torch.Tensor:
-    if not prompt or not prompt.strip():
-        raise PromptError("empty_prompt")
-    if getattr(model, "tokenizer", None) is None:
-        raise PromptError("no_tokenizer")
-    tokens = model.to_tokens(prompt)
-    if tokens.shape[1] > model.cfg.n_ctx:
-        raise PromptError("prompt_too_long", n=int(tokens.shape[1]), n_ctx=int(model.cfg.n_ctx))
-    return tokens
+def _tokens(model, prompt: str, field: str = "prompt") -> torch.Tensor:
+    return prompt_tokens(model, prompt, field)
 
 
 def _top(model, logits: torch.Tensor, k: int) -> Prediction:
@@ -116,24 +112,69 @@ def single_token(model, text: str, field: str) -> int:
         raise PromptError("not_one_token", field=field, text=text) from err
 
 
+def sweep_runs(model, n_positions: int, sweep: str) -> int:
+    """Patched forward passes a sweep takes (attribution patching: three passes, whatever the size)."""
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    if sweep in ("resid_pre", "attn_out", "mlp_out"):
+        return L * n_positions
+    if sweep in ("head_out", "path_head_to_logits"):
+        return L * H
+    return 3
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None)
+    if oom is not None and isinstance(err, oom):
+        return True
+    text = str(err).lower()
+    return isinstance(err, (RuntimeError, MemoryError)) and (
+        isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text)
+
+
 def patching_sweep(model, clean_prompt: str, corrupted_prompt: str, answer: str, wrong: str, sweep: str,
                    progress: Optional[Callable[[int, int], None]] = None) -> SweepTable:
     """Denoising patching (corrupted run, clean activations patched in) with the logit difference
     ``answer - wrong`` at the last position, normalized so that 1 = clean, 0 = corrupted.
     ``path_head_to_logits`` is path patching (Wang et al.) from each head alone to the final
-    residual stream, as the share of the clean -> corrupted change that path carries."""
+    residual stream, as the share of the clean -> corrupted change that path carries.
+
+    Server limits (``ui.settings``): a sweep of more than ``max_sweep_runs`` patched runs is
+    refused before it starts; patched runs are batched ``sweep_batch_rows`` at a time, halved
+    after an out-of-memory error (down to 1), and only then reported (``out_of_memory``)."""
+    if sweep not in SWEEPS:
+        raise ValueError(f"sweep must be one of {SWEEPS}, not {sweep!r}")
     if model.cfg.family != "decoder":
         raise PromptError("decoder_only")
-    clean, corrupted = _tokens(model, clean_prompt), _tokens(model, corrupted_prompt)
+    clean, corrupted = _tokens(model, clean_prompt, "clean"), _tokens(model, corrupted_prompt, "corrupted")
     if clean.shape != corrupted.shape:
         raise PromptError("length_mismatch", n=int(clean.shape[1]), m=int(corrupted.shape[1]))
     metric = LogitDiff(single_token(model, answer, "answer"), single_token(model, wrong, "wrong"))
+    limits = settings.current()
+    runs = sweep_runs(model, int(clean.shape[1]), sweep)
+    if runs > limits.max_sweep_runs:
+        raise PromptError("sweep_too_large", n=runs, limit=limits.max_sweep_runs)
     device = model.W_E.device
     clean, corrupted = clean.to(device), corrupted.to(device)
+    rows = limits.sweep_batch_rows
+    while True:
+        try:
+            return _sweep_table(model, clean, corrupted, metric, sweep, progress, rows)
+        except PromptError:
+            raise
+        except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
+            if not _out_of_memory(err):
+                raise
+            release_memory()
+            if rows <= 1:
+                raise PromptError("out_of_memory", rows=rows) from err
+            rows = max(1, rows // 2)
+
+
+def _sweep_table(model, clean, corrupted, metric, sweep, progress, max_rows) -> SweepTable:
     with torch.no_grad():
         _, cache = model.run_with_cache(clean, names_filter=lambda n: n.endswith(
             ("hook_resid_pre", "hook_attn_out", "hook_mlp_out", "hook_z")))
-    kw = dict(source_tokens=clean, progress=progress)
+    kw = dict(source_tokens=clean, progress=progress, max_rows=max_rows)
     try:
         if sweep == "resid_pre":
             result = patch_residual(model, corrupted, cache, metric, "pre", **kw)
@@ -151,10 +192,8 @@ def patching_sweep(model, clean_prompt: str, corrupted_prompt: str, answer: str,
             carried = ((result.baseline - result.values) / (result.baseline - result.source)).numpy()
             return SweepTable(carried, result.labels["layer"], result.labels["head"], "layer", "head",
                               result.baseline, result.source)
-        elif sweep.startswith("attribution_"):
-            result = attribution_patching(model, clean, corrupted, metric, sweep.removeprefix("attribution_"))
         else:
-            raise ValueError(f"sweep must be one of {SWEEPS}, not {sweep!r}")
+            result = attribution_patching(model, clean, corrupted, metric, sweep.removeprefix("attribution_"))
     except PatchingInputError as err:
         raise PromptError("length_mismatch", n=int(clean.shape[1]), m=int(corrupted.shape[1])) from err
     if abs(result.source - result.baseline) < 1e-6:

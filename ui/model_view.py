@@ -77,13 +77,9 @@ def _hooks(model) -> list[tuple[str, str, str]]:
 
 def stages(model, prompt: str, target: Optional[str] = None) -> list[Stage]:
     """Every stage of the forward pass with its live shape on ``prompt`` (block stages: layer 0)."""
-    if not prompt or not prompt.strip():
-        raise PromptError("empty_prompt")
-    if getattr(model, "tokenizer", None) is None:
-        raise PromptError("no_tokenizer")
-    tokens = model.to_tokens(prompt)
-    if tokens.shape[1] > model.cfg.n_ctx:
-        raise PromptError("prompt_too_long", n=int(tokens.shape[1]), n_ctx=int(model.cfg.n_ctx))
+    from ui.prompts import prompt_tokens
+
+    tokens = prompt_tokens(model, prompt)
     rows = _hooks(model)
     wanted = {h for _, h, _ in rows if h}
     args = (tokens,)

@@ -144,9 +144,9 @@ def _str_tokens(model, ids: torch.Tensor) -> tuple[str, ...]:
 
 
 def _check_length(tokens: torch.Tensor, n_ctx: int) -> None:
-    n = int(tokens.shape[-1])
-    if n > n_ctx:
-        raise PromptError("prompt_too_long", n=n, n_ctx=n_ctx)
+    from ui.prompts import check_length
+
+    check_length(int(tokens.shape[-1]), n_ctx)
 
 
 def compute_attention_patterns(
@@ -158,16 +158,13 @@ def compute_attention_patterns(
     target, the model first decodes greedily (at most ``max_new_tokens``) and the patterns are
     those of its own output. Hooks are added by ``run_with_cache`` for this call only and removed
     by it, so the (shared) model is left without hooks. Raises :class:`PromptError` with code
-    ``empty_prompt``, ``no_tokenizer`` or ``prompt_too_long``.
+    ``empty_prompt``, ``no_tokenizer``, ``no_tokens``, ``prompt_too_long`` ... (``ui.prompts``).
     """
-    if not prompt or not prompt.strip():
-        raise PromptError("empty_prompt")
-    if getattr(model, "tokenizer", None) is None:
-        raise PromptError("no_tokenizer")
+    from ui.prompts import check_text, prompt_tokens
+
     cfg = model.cfg
     device = cfg.device or "cpu"
-    tokens = model.to_tokens(prompt).to(device)
-    _check_length(tokens, int(cfg.n_ctx))
+    tokens = prompt_tokens(model, prompt).to(device)
 
     if cfg.family != "encoder-decoder":
         with torch.no_grad():
@@ -182,7 +179,7 @@ def compute_attention_patterns(
     else:
         from models.tokens import to_target_tokens_and_mask
 
-        tgt = to_target_tokens_and_mask(model, target)[0].to(device)
+        tgt = to_target_tokens_and_mask(model, check_text(target, "target"))[0].to(device)
     _check_length(tgt, int(cfg.n_ctx))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, tgt, names_filter=_is_pattern_hook)
@@ -201,11 +198,10 @@ def detector_scores(model, prompt: str) -> dict[str, np.ndarray]:
     head on ``prompt``, ``[n_layers, n_heads]`` each (decoder and encoder models)."""
     from circuits.heads import head_detector_scores
 
-    if not prompt or not prompt.strip():
-        raise PromptError("empty_prompt")
+    from ui.prompts import prompt_tokens
+
     if model.cfg.family == "encoder-decoder":
         raise PromptError("detectors_single_stack")
-    tokens = model.to_tokens(prompt)
-    _check_length(tokens, int(model.cfg.n_ctx))
+    tokens = prompt_tokens(model, prompt)
     scores = head_detector_scores(model, tokens)
     return {name: s.float().cpu().numpy() for name, s in scores.scores.items()}

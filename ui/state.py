@@ -2,7 +2,8 @@
 
 This is the only module that caches:
 
-* the model, loaded once per process per model (``st.cache_resource``);
+* the model, loaded once per process per model (``MODEL_POOL``, a ``ui.model_pool.ModelPool``
+  holding at most ``max_models`` of them, least recently used unloaded first);
 * the attention patterns of a prompt, computed once per (model, prompt)
   (``st.cache_data``), so changing layer or head never reruns the model.
   Only CPU numpy arrays are cached, never tensors on the model's device.
@@ -23,6 +24,8 @@ import streamlit as st
 
 from models import ModelLoadError, list_models, load_pretrained
 from ui.i18n import DEFAULT_LANG, LANGUAGES
+from ui.model_pool import ModelPool
+from ui.settings import Settings, activate, read_settings
 from ui.patterns import AttentionPatterns, PromptError, compute_attention_patterns, detector_scores
 
 # Widget keys (also used by the tests).
@@ -123,10 +126,20 @@ class ModelChoiceError(Exception):
 
 
 def resolve_model_choice(name: str | None, folder: str | None, device: str = "auto",
-                         dtype: str = "float32") -> ModelChoice:
-    """The folder path (or a .gguf file) wins when filled in; otherwise the shipped model name."""
+                         dtype: str = "float32", allowed_dirs=None) -> ModelChoice:
+    """The folder path (or a .gguf file) wins when filled in; otherwise the shipped model name.
+    With ``allowed_dirs`` (the server's ``model_dirs``), a path outside them is refused before
+    anything about it is looked at (so nobody can probe which files exist elsewhere)."""
     folder = (folder or "").strip()
     if folder:
+        if allowed_dirs is not None:
+            from models.loading.safety import ModelPathRefused, check_model_path
+
+            try:
+                check_model_path(folder, allowed_dirs)
+            except ModelPathRefused:
+                shown = ", ".join(str(d) for d in allowed_dirs) or "—"
+                raise ModelChoiceError("path_refused", path=folder, dirs=shown) from None
         path = Path(folder).expanduser()
         if not path.exists():
             raise ModelChoiceError("folder_missing", path=folder)
@@ -153,11 +166,73 @@ class LoadedModel:
     model: Any
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _load_model(key: str) -> LoadedModel:
-    # Exceptions are not cached: a failed load is retried on the next run.
+def settings() -> Settings:
+    """The server's settings (environment variables over ``.streamlit/secrets.toml``)."""
+    try:
+        secrets = dict(st.secrets) if st.secrets else {}
+    except Exception:  # noqa: BLE001 - no secrets file, or a malformed one: environment only
+        secrets = {}
+    return activate(read_settings(secrets=secrets))
+
+
+# The models of this process, shared by every session (see ui/model_pool.py): loaded once,
+# at most ``max_models`` at once, least recently used unloaded first.
+MODEL_POOL = ModelPool(capacity=read_settings().max_models)
+
+
+def _load_model(key: str, config: Optional[Settings] = None) -> LoadedModel:
+    """The model of a ModelChoice key, from the shared pool (loading it if needed). Pass
+    ``config`` when calling from a worker thread (settings read secrets in the script thread)."""
+    config = config or settings()
+    MODEL_POOL.resize(config.max_models)
     source, device, dtype = _parse_key(key)
-    return LoadedModel(model=load_pretrained(source, device=device, dtype=dtype))
+
+    def load() -> LoadedModel:
+        kwargs = {} if config.model_dirs is None else {"allowed_dirs": list(config.model_dirs)}
+        return LoadedModel(model=load_pretrained(source, device=device, dtype=dtype, **kwargs))
+
+    return MODEL_POOL.get(key, load)
+
+
+_load_model.clear = MODEL_POOL.clear  # type: ignore[attr-defined]  # like a Streamlit cache
+
+
+SLOW_LOAD_AFTER_S = 1.0  # a load still running after this shows a progress bar
+EXPECTED_SLOW_LOAD_S = 25.0  # the bar's time scale: a first GGUF conversion on a laptop
+
+
+def _load_with_progress(key: str, tr: Callable[..., str], progress: bool) -> LoadedModel:
+    """``_load_model(key)`` in a worker thread while this script thread draws a progress bar (the
+    bar approaches but never reaches the end until the load is done). Streamlit may stop this
+    thread (the user clicked elsewhere): the load carries on and the pool keeps its result."""
+    config = settings()
+    if not progress or key in MODEL_POOL.keys():
+        return _load_model(key, config)
+    import concurrent.futures
+    import math
+    import time
+
+    worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+    future = worker.submit(_load_model, key, config)
+    worker.shutdown(wait=False)
+    start, bar = time.monotonic(), None
+    try:
+        while True:
+            try:
+                return future.result(timeout=0.25)
+            except concurrent.futures.TimeoutError:
+                elapsed = time.monotonic() - start
+                if elapsed < SLOW_LOAD_AFTER_S:
+                    continue
+                fraction = min(0.95, 1 - math.exp(-elapsed / EXPECTED_SLOW_LOAD_S))
+                text = tr("loading.progress", seconds=int(elapsed))
+                if bar is None:
+                    bar = st.progress(fraction, text=text)
+                else:
+                    bar.progress(fraction, text=text)
+    finally:
+        if bar is not None:
+            bar.empty()
 
 
 @dataclass
@@ -168,17 +243,20 @@ class Outcome:
     error: str | None = None
 
 
-def load_selected_model(tr: Callable[..., str]) -> Outcome:
-    """Load the model picked in the sidebar; errors come back as messages."""
+def load_selected_model(tr: Callable[..., str], progress: bool = True) -> Outcome:
+    """Load the model picked in the sidebar; errors come back as messages. A load that takes
+    longer than a moment (a first GGUF conversion takes ~20 s) shows a progress bar with the
+    elapsed time (``progress``)."""
     try:
         choice = resolve_model_choice(
             st.session_state.get(MODEL_NAME_KEY), st.session_state.get(MODEL_FOLDER_KEY),
             st.session_state.get(DEVICE_KEY) or "auto", st.session_state.get(DTYPE_KEY) or "float32",
+            allowed_dirs=settings().model_dirs,
         )
     except ModelChoiceError as err:
         return Outcome(error=tr(f"error.{err.code}", **err.details))
     try:
-        loaded = _load_model(choice.key)
+        loaded = _load_with_progress(choice.key, tr, progress)
     except ModelLoadError as err:
         return Outcome(error=tr("error.model_load", name=choice.label, detail=_sentence(err)))
     except Exception as err:  # noqa: BLE001 - any load failure is shown, never raised

@@ -48,4 +48,21 @@ def page_header(tr: Callable[..., str], page: str):
     if loaded.error:
         st.error(loaded.error)
         return None
+    load_warnings(tr, loaded.value[1])
     return loaded.value
+
+
+def load_warnings(tr: Callable[..., str], model) -> None:
+    """What the loader noticed about the weights (e.g. NaN/Inf tensors), as page warnings."""
+    for warning in getattr(model, "load_warnings", None) or []:
+        st.warning(tr("warning.weights", detail=warning))
+
+
+def unknown_words_warning(tr: Callable[..., str], model, text: str) -> None:
+    """A warning listing the words of ``text`` the model reads as its unknown token."""
+    from ui.prompts import unknown_words
+
+    words = unknown_words(model, text)
+    if words:
+        shown = ", ".join(f"«{w}»" for w in words[:12]) + (" …" if len(words) > 12 else "")
+        st.warning(tr("warning.unknown_words", words=shown))

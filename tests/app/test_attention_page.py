@@ -18,7 +18,8 @@ from streamlit.testing.v1 import AppTest
 import models
 from ui import state
 from ui.figures import token_labels
-from ui.i18n import t
+from ui.i18n import t, translator
+from ui.sidebar import summary_text
 from ui.patterns import compute_attention_patterns
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -309,7 +310,24 @@ def test_model_picker_shows_family_and_summary() -> None:
     picker = at.selectbox(key=state.MODEL_NAME_KEY)
     family = {"decoder": "decodificador", "encoder": "codificador", "encoder-decoder": "codificador-decodificador"}
     assert picker.options == [f"{i.name} · {family[i.family]}" for i in infos]
-    assert infos[0].summary in [c.value for c in at.sidebar.caption]
+    captions = [c.value for c in at.sidebar.caption]
+    assert summary_text(translator("es"), infos[0].summary) in captions
+    assert infos[0].summary not in captions  # translated: "capas", "cabezas", ...
+
+
+def test_summary_line_in_both_languages() -> None:
+    line = "decoder, 30 layers x 9 heads (3 kv), d_model 576, rotary positions, pre-RMSNorm, SwiGLU, grouped-query"
+    assert summary_text(translator("es"), line) == (
+        "decodificador, 30 capas x 9 cabezas (3 kv), d_model 576, posiciones rotatorias (RoPE), pre-RMSNorm, "
+        "SwiGLU, atención de consultas agrupadas (GQA)")
+    assert summary_text(translator("en"), line) == (
+        "decoder, 30 layers x 9 heads (3 kv), d_model 576, rotary positions (RoPE), pre-RMSNorm, SwiGLU, "
+        "grouped-query attention (GQA)")
+    seq2seq = "encoder-decoder, 2+2 layers x 4 heads, d_model 128, sinusoidal positions, post-LayerNorm, ReLU, multi-head"
+    assert summary_text(translator("es"), seq2seq).startswith("codificador-decodificador, 2+2 capas x 4 cabezas")
+    for info in models.list_models():  # every shipped model's line is recognised
+        assert summary_text(translator("es"), info.summary) != info.summary
+    assert summary_text(translator("es"), "something else") == "something else"
 
 
 def test_layer_grid_and_detectors_views(tmp_path: Path) -> None:
