@@ -1,6 +1,7 @@
 """Circuits page: each head as a QK circuit (where it looks) and an OV circuit (what it moves),
-eigenvalue copying scores of all heads, and Q/K/V composition between heads with the random
-baseline (Elhage et al. 2021). Weights only: no prompt is run.
+the positional part of its QK circuit and the singular directions of its OV matrix, eigenvalue
+copying scores of all heads, and Q/K/V composition between heads with the random baseline
+(Elhage et al. 2021). Weights only, except the rotary view, which runs a probe text.
 
 Thin: widgets -> ui.circuits_view (pure, on circuits.qk_ov / circuits.composition) -> ui.figures.
 """
@@ -8,15 +9,27 @@ Thin: widgets -> ui.circuits_view (pure, on circuits.qk_ov / circuits.compositio
 import streamlit as st
 
 from ui import state
-from ui.circuits_view import composition_view, copying_view, head_circuits_view
-from ui.figures import sweep_heatmap
+from ui.circuits_view import (
+    composition_view,
+    copying_view,
+    head_circuits_view,
+    positional_kind,
+    positional_view,
+    shown_token,
+    svd_view,
+)
+from ui.figures import layer_bars, offset_lines, sweep_heatmap
 from ui.i18n import translator
+from ui.snippets import positional_snippet, svd_snippet
 from ui.widgets import error_message, export_buttons, page_header
 from ui.navigation import leave_legacy_multipage_mode
 
 leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
 
 C_LAYER, C_HEAD, C_TOKENS, C_MODE = "c_layer", "c_head", "c_tokens", "c_mode"
+C_VIEW, C_POSITIONS, C_PROBE, C_DIRECTIONS = "c_view", "c_positions", "c_probe", "c_directions"
+HEAD_VIEWS = ("tokens", "positions", "svd")
+SVD_TOKENS = 8
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -27,6 +40,111 @@ def _copying(model_key: str):
 @st.cache_data(max_entries=12, show_spinner=False)
 def _composition(model_key: str, mode: str):
     return composition_view(state._load_model(model_key).model, mode)
+
+
+def tokens_view(tr, choice, model, layer: int, head: int) -> None:
+    """Full QK and OV circuits of one head on the tokens of a text."""
+    state.set_default(C_TOKENS, tr("circuits.default_tokens"))
+    text = st.text_input(tr("circuits.tokens"), key=C_TOKENS, help=tr("circuits.tokens_help"))
+    try:
+        view = head_circuits_view(model, layer, head, text)
+    except Exception as err:  # noqa: BLE001 - a message, never a traceback
+        st.error(error_message(tr, err, choice.label))
+        return
+    qk = sweep_heatmap(view.qk, view.labels, view.labels, title=tr("circuits.qk_title", layer=layer, head=head),
+                       row_label=tr("figure.query"), column_label=tr("figure.key"),
+                       value_label=tr("circuits.score"))
+    st.plotly_chart(qk, width="stretch", key="qk_chart")
+    export_buttons(qk, f"qk_L{layer}H{head}", tr)
+    ov = sweep_heatmap(view.ov, view.labels, view.labels, title=tr("circuits.ov_title", layer=layer, head=head),
+                       row_label=tr("circuits.source"), column_label=tr("circuits.output"),
+                       value_label=tr("circuits.logit"))
+    st.plotly_chart(ov, width="stretch", key="ov_chart")
+    export_buttons(ov, f"ov_L{layer}H{head}", tr)
+
+
+def positions_view(tr, choice, model, layer: int, head: int) -> None:
+    """Positional part of one head's QK circuit: position table, rotary offsets or ALiBi bias."""
+    cfg = model.cfg
+    kind = positional_kind(model, layer)
+    if kind == "none":
+        st.info(tr("circuits.no_positions", name=choice.label))
+        return
+    top = int(min(cfg.n_ctx, 128))
+    state.set_default(C_POSITIONS, min(32, top))
+    if not 2 <= st.session_state[C_POSITIONS] <= top:  # a model with a shorter context was picked
+        st.session_state[C_POSITIONS] = min(32, top)
+    label = "circuits.n_positions" if kind == "table" else "circuits.n_offsets"
+    n = int(st.number_input(tr(label), min_value=2, max_value=top, step=1, key=C_POSITIONS))
+    probe = ""
+    if kind == "rotary":
+        state.set_default(C_PROBE, tr("circuits.default_probe"))
+        probe = st.text_input(tr("circuits.probe"), key=C_PROBE, help=tr("circuits.probe_help"))
+    try:
+        view = positional_view(model, layer, head, n, probe)
+    except Exception as err:  # noqa: BLE001 - a message, never a traceback
+        st.error(error_message(tr, err, choice.label))
+        return
+    if view.kind == "table":
+        st.caption(tr("circuits.pos_intro"))
+        labels = [str(p) for p in view.positions]
+        fig = sweep_heatmap(view.values, labels, labels, title=tr("circuits.pos_title", layer=layer, head=head),
+                            row_label=tr("circuits.query_pos"), column_label=tr("circuits.key_pos"),
+                            value_label=tr("circuits.score"))
+        stem = f"positional_qk_L{layer}H{head}"
+    elif view.kind == "rotary":
+        st.caption(tr("circuits.rotary_intro"))
+        fig = offset_lines(view.positions, [(tr("circuits.mean_qk"), view.values),
+                                            (tr("circuits.observed"), view.observed)],
+                           title=tr("circuits.rotary_title", layer=layer, head=head),
+                           offset_label=tr("circuits.offset"), value_label=tr("circuits.score"))
+        stem = f"rotary_offsets_L{layer}H{head}"
+    else:
+        st.info(tr("circuits.alibi_slope", slope=view.slope))
+        fig = offset_lines(view.positions, [(tr("circuits.bias"), view.values)],
+                           title=tr("circuits.alibi_title", layer=layer, head=head),
+                           offset_label=tr("circuits.offset"), value_label=tr("circuits.bias"))
+        stem = f"alibi_bias_L{layer}H{head}"
+    st.plotly_chart(fig, width="stretch", key="positional_chart")
+    export_buttons(fig, stem, tr)
+    with st.expander(tr("code.title")):
+        st.code(positional_snippet(choice.name, layer, head, view.kind, n, probe), language="python")
+
+
+def singular_view(tr, choice, model, layer: int, head: int) -> None:
+    """Singular values of one head's OV matrix and the tokens its top directions read and write."""
+    import pandas as pd
+
+    top = int(min(model.cfg.d_head, 10))
+    state.set_default(C_DIRECTIONS, min(3, top))
+    if not 1 <= st.session_state[C_DIRECTIONS] <= top:
+        st.session_state[C_DIRECTIONS] = min(3, top)
+    n = int(st.number_input(tr("circuits.n_directions"), min_value=1, max_value=top, step=1, key=C_DIRECTIONS))
+    try:
+        view = svd_view(model, layer, head, n, SVD_TOKENS)
+    except Exception as err:  # noqa: BLE001 - a message, never a traceback
+        st.error(error_message(tr, err, choice.label))
+        return
+    st.caption(tr("circuits.svd_intro"))
+    fig = layer_bars(view.singular_values, [f"σ{i + 1}" for i in range(len(view.singular_values))],
+                     title=tr("circuits.svd_title", layer=layer, head=head), value_label=tr("circuits.singular_value"))
+    st.plotly_chart(fig, width="stretch", key="svd_chart")
+    export_buttons(fig, f"ov_svd_L{layer}H{head}", tr)
+
+    def joined(rows, i):
+        return ", ".join(shown_token(t) for t in rows[i])
+
+    table = pd.DataFrame({
+        tr("circuits.direction"): [f"σ{i + 1}" for i in range(len(view.read_top))],
+        tr("circuits.singular_value"): [float(view.singular_values[i]) for i in range(len(view.read_top))],
+        tr("circuits.reads"): [joined(view.read_top, i) for i in range(len(view.read_top))],
+        tr("circuits.writes"): [joined(view.write_top, i) for i in range(len(view.read_top))],
+        tr("circuits.reads_opposite"): [joined(view.read_bottom, i) for i in range(len(view.read_top))],
+        tr("circuits.writes_opposite"): [joined(view.write_bottom, i) for i in range(len(view.read_top))],
+    })
+    st.dataframe(table, hide_index=True, key="svd_table")
+    with st.expander(tr("code.title")):
+        st.code(svd_snippet(choice.name, layer, head, n, SVD_TOKENS), language="python")
 
 
 def render() -> None:
@@ -48,23 +166,15 @@ def render() -> None:
         a, b = st.columns(2)
         layer = a.selectbox(tr("attention.layer"), layers, key=C_LAYER)
         head = b.selectbox(tr("attention.head"), heads, key=C_HEAD)
-        state.set_default(C_TOKENS, tr("circuits.default_tokens"))
-        text = st.text_input(tr("circuits.tokens"), key=C_TOKENS, help=tr("circuits.tokens_help"))
-        try:
-            view = head_circuits_view(model, layer, head, text)
-        except Exception as err:  # noqa: BLE001 - a message, never a traceback
-            st.error(error_message(tr, err, choice.label))
+        state.keep_in_options(C_VIEW, list(HEAD_VIEWS))
+        which = st.radio(tr("circuits.view"), list(HEAD_VIEWS), key=C_VIEW, horizontal=True,
+                         format_func=lambda v: tr(f"circuits.view.{v}"))
+        if which == "positions":
+            positions_view(tr, choice, model, layer, head)
+        elif which == "svd":
+            singular_view(tr, choice, model, layer, head)
         else:
-            qk = sweep_heatmap(view.qk, view.labels, view.labels, title=tr("circuits.qk_title", layer=layer, head=head),
-                               row_label=tr("figure.query"), column_label=tr("figure.key"),
-                               value_label=tr("circuits.score"))
-            st.plotly_chart(qk, width="stretch", key="qk_chart")
-            export_buttons(qk, f"qk_L{layer}H{head}", tr)
-            ov = sweep_heatmap(view.ov, view.labels, view.labels, title=tr("circuits.ov_title", layer=layer, head=head),
-                               row_label=tr("circuits.source"), column_label=tr("circuits.output"),
-                               value_label=tr("circuits.logit"))
-            st.plotly_chart(ov, width="stretch", key="ov_chart")
-            export_buttons(ov, f"ov_L{layer}H{head}", tr)
+            tokens_view(tr, choice, model, layer, head)
     with copy_tab:
         st.caption(tr("circuits.copying_intro"))
         with st.spinner(tr("circuits.computing")):

@@ -23,32 +23,54 @@ RESULTS = "_sweep_results"
 
 
 def ablation_tab(tr, choice, model) -> None:
+    from ui.interventions import has_mlp, layer_names
+    from ui.snippets import ablation_snippet
+
+    abl_layers, abl_neurons = "abl_layers", "abl_neurons"
+    cfg = model.cfg
     state.set_default(ABL_PROMPT, tr("interventions.default_prompt"))
     prompt = st.text_area(tr("attention.prompt"), key=ABL_PROMPT, height=80)
-    names = head_names(model.cfg)
+    names, whole = head_names(cfg), layer_names(cfg)
     state.keep_in_options(ABL_KIND, list(ABLATION_KINDS))
     st.session_state[ABL_HEADS] = [h for h in st.session_state.get(ABL_HEADS, []) if h in names]
-    heads = st.multiselect(tr("interventions.heads"), names, key=ABL_HEADS, help=tr("interventions.heads_help"))
+    st.session_state[abl_layers] = [n for n in st.session_state.get(abl_layers, []) if n in whole]
+    h_col, l_col = st.columns(2)
+    heads = h_col.multiselect(tr("interventions.heads"), names, key=ABL_HEADS, help=tr("interventions.heads_help"))
+    layers = l_col.multiselect(tr("interventions.layers"), whole, key=abl_layers,
+                               help=tr("interventions.layers_help"))
+    neurons = ""
+    if has_mlp(cfg):
+        neurons = st.text_input(tr("interventions.neurons"), key=abl_neurons, placeholder="L0N12, L1N5",
+                                help=tr("interventions.neurons_help", n_layers=cfg.n_layers - 1, d_mlp=cfg.d_mlp - 1))
     kind = st.radio(tr("interventions.kind"), list(ABLATION_KINDS), key=ABL_KIND, horizontal=True,
                     format_func=lambda k: tr(f"interventions.kind.{k}"))
     reference = ""
     if kind != "zero":
         reference = st.text_input(tr("interventions.reference"), key=ABL_REF, help=tr("interventions.reference_help"))
     try:
-        out = ablation_predictions(model, prompt, heads, kind, reference)
+        out = ablation_predictions(model, prompt, heads, kind, reference, layers=layers, neurons=neurons)
     except Exception as err:  # noqa: BLE001 - shown in the page, never raised
         st.error(error_message(tr, err, choice.label))
         return
-    c1, c2, c3 = st.columns(3)
-    c1.metric(tr("interventions.loss_clean"), f"{out.clean_loss:.3f}")
-    c2.metric(tr("interventions.loss_ablated"), f"{out.ablated_loss:.3f}", f"{out.ablated_loss - out.clean_loss:+.3f}",
-              delta_color="inverse")
-    c3.metric(tr("interventions.kl"), f"{out.kl:.3f}")
-    fig = prediction_bars((out.clean.tokens, out.clean.probs), (out.ablated.tokens, out.ablated.probs),
-                          title=tr("interventions.predictions_title"), clean_label=tr("interventions.normal"),
-                          ablated_label=tr("interventions.ablated"), prob_label=tr("interventions.probability"))
+    labels = dict(title=tr("interventions.predictions_title"), clean_label=tr("interventions.normal"),
+                  ablated_label=tr("interventions.ablated"), prob_label=tr("interventions.probability"))
+    if not out.ablated_names:  # nothing picked: the normal run alone
+        st.info(tr("interventions.nothing_ablated"))
+        st.metric(tr("interventions.loss_clean"), f"{out.clean_loss:.3f}")
+        fig = prediction_bars((out.clean.tokens, out.clean.probs), None, **labels)
+    else:
+        st.caption(tr("interventions.ablated_list", kind=tr(f"interventions.kind.{kind}"),
+                      items=", ".join(out.ablated_names)))
+        c1, c2, c3 = st.columns(3)
+        c1.metric(tr("interventions.loss_clean"), f"{out.clean_loss:.3f}")
+        c2.metric(tr("interventions.loss_ablated"), f"{out.ablated_loss:.3f}",
+                  f"{out.ablated_loss - out.clean_loss:+.3f}", delta_color="inverse")
+        c3.metric(tr("interventions.kl"), f"{out.kl:.3f}")
+        fig = prediction_bars((out.clean.tokens, out.clean.probs), (out.ablated.tokens, out.ablated.probs), **labels)
     st.plotly_chart(fig, width="stretch", key="ablation_chart")
     export_buttons(fig, "ablation_predictions", tr)
+    with st.expander(tr("code.title")):
+        st.code(ablation_snippet(choice.name, prompt, out.ablations, reference), language="python")
 
 
 def patching_tab(tr, choice, model) -> None:

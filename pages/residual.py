@@ -7,16 +7,50 @@ Thin: widgets -> ui.residual_view (pure, on circuits.residual) -> ui.figures.
 import streamlit as st
 
 from ui import state
-from ui.figures import layer_bars, logit_lens_heatmap, sweep_heatmap
+from ui.figures import layer_bars, logit_lens_heatmap, ranked_bars, sweep_heatmap
 from ui.i18n import translator
-from ui.residual_view import attribution_view, lens_view
-from ui.snippets import logit_lens_snippet
+from ui.interventions import has_mlp
+from ui.residual_view import attribution_view, lens_view, neuron_attribution_view
+from ui.snippets import logit_lens_snippet, neuron_attribution_snippet
 from ui.widgets import error_message, export_buttons, page_header
 from ui.navigation import leave_legacy_multipage_mode
 
 leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
 
 R_PROMPT, R_TARGET, R_ANSWER, R_WRONG = "res_prompt", "res_target", "res_answer", "res_wrong"
+R_NEURON_LAYER, R_NEURON_K = "res_neuron_layer", "res_neuron_k"
+MAX_NEURONS_SHOWN = 50
+
+
+def neuron_section(tr, choice, model, prompt: str, answer: str, wrong: str, view) -> None:
+    """Per-neuron direct logit attribution of one MLP layer (top-k by |attribution|)."""
+    st.subheader(tr("residual.neurons_header"))
+    cfg = model.cfg
+    if not has_mlp(cfg) or view.mlp is None:
+        st.info(tr("residual.no_neurons", name=choice.label))
+        return
+    layers = list(range(cfg.n_layers))
+    state.keep_in_options(R_NEURON_LAYER, layers)
+    top = min(MAX_NEURONS_SHOWN, cfg.d_mlp)
+    state.set_default(R_NEURON_K, min(10, top))
+    if not 1 <= st.session_state[R_NEURON_K] <= top:  # a model with fewer neurons was picked
+        st.session_state[R_NEURON_K] = min(10, top)
+    a, b = st.columns(2)
+    layer = a.selectbox(tr("residual.neuron_layer"), layers, key=R_NEURON_LAYER)
+    k = int(b.number_input(tr("residual.neuron_k"), min_value=1, max_value=top, step=1, key=R_NEURON_K))
+    try:
+        neurons = neuron_attribution_view(model, prompt, answer, wrong, layer, k)
+    except Exception as err:  # noqa: BLE001
+        st.error(error_message(tr, err, choice.label))
+        return
+    st.caption(tr("residual.neuron_identity", n=neurons.d_mlp, layer=layer, total=neurons.total,
+                  mlp=float(view.mlp[layer])))
+    fig = ranked_bars(neurons.values, neurons.labels, title=tr("residual.neurons_title", k=k, layer=layer),
+                      item_label=tr("residual.neuron"), value_label=tr("residual.attribution"))
+    st.plotly_chart(fig, width="stretch", key="dla_neurons")
+    export_buttons(fig, f"dla_neurons_L{layer}", tr)
+    with st.expander(tr("code.title")):
+        st.code(neuron_attribution_snippet(choice.name, prompt, answer, wrong, layer, k), language="python")
 
 
 def render() -> None:
@@ -67,6 +101,7 @@ def render() -> None:
                               value_label=tr("residual.attribution"))
         st.plotly_chart(heads, width="stretch", key="dla_heads")
         export_buttons(heads, "dla_heads", tr)
+        neuron_section(tr, choice, model, prompt, answer, wrong, view)
 
 
 render()

@@ -128,12 +128,13 @@ def sweep_heatmap(
     return fig
 
 
-def prediction_bars(clean: tuple, ablated: tuple, *, title: str = "", clean_label: str = "clean",
+def prediction_bars(clean: tuple, ablated: tuple | None, *, title: str = "", clean_label: str = "clean",
                     ablated_label: str = "ablated", prob_label: str = "probability") -> go.Figure:
     """Top next-token probabilities of two runs side by side; ``clean``/``ablated`` are
-    (tokens, probs) pairs."""
+    (tokens, probs) pairs (``ablated`` None: the normal run alone)."""
     fig = go.Figure()
-    for (tokens, probs), name in ((clean, clean_label), (ablated, ablated_label)):
+    runs = ((clean, clean_label),) if ablated is None else ((clean, clean_label), (ablated, ablated_label))
+    for (tokens, probs), name in runs:
         fig.add_trace(go.Bar(x=list(probs), y=[f"'{display_token(t)}'" for t in tokens], orientation="h", name=name,
                              hovertemplate=f"%{{y}}<br>{prob_label}: %{{x:.3f}}<extra>{name}</extra>"))
     fig.update_layout(title=dict(text=title), barmode="group", height=420, margin=dict(l=10, r=10, t=60, b=10))
@@ -240,4 +241,37 @@ def score_heatmap(values: np.ndarray, *, title: str = "", row_label: str = "", c
                       margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(title_text=column_label, type="category")
     fig.update_yaxes(title_text=row_label, type="category", autorange="reversed")
+    return fig
+
+
+def ranked_bars(values: np.ndarray, labels: Sequence[str], *, title: str = "", item_label: str = "",
+                value_label: str = "") -> go.Figure:
+    """Horizontal bars in the given order, first on top (e.g. the neurons with the largest
+    |attribution|), blue for positive values and red for negative ones."""
+    values = np.asarray(values, dtype=float)
+    colors = ["#2166ac" if v >= 0 else "#b2182b" for v in values]
+    fig = go.Figure(go.Bar(x=values, y=[display_token(str(l)) for l in labels], orientation="h",
+                           marker=dict(color=colors),
+                           hovertemplate=f"{item_label}: %{{y}}<br>{value_label}: %{{x:.4f}}<extra></extra>"))
+    fig.update_layout(title=dict(text=title), height=int(min(1200, max(320, 120 + 24 * len(values)))),
+                      margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(title_text=value_label, zeroline=True)
+    fig.update_yaxes(title_text=item_label, type="category", autorange="reversed")
+    return fig
+
+
+def offset_lines(offsets: Sequence[int], series: Sequence[tuple[str, np.ndarray]], *, title: str = "",
+                 offset_label: str = "", value_label: str = "") -> go.Figure:
+    """One line per ``(name, values)`` over the query - key offset (rotary scores, ALiBi bias);
+    NaN values leave gaps."""
+    fig = go.Figure()
+    x = [int(o) for o in offsets]
+    for name, values in series:
+        fig.add_trace(go.Scatter(x=x, y=np.asarray(values, dtype=float), mode="lines+markers", name=name,
+                                 hovertemplate=f"{offset_label}: %{{x}}<br>{value_label}: %{{y:.4f}}"
+                                 f"<extra>{name}</extra>"))
+    fig.update_layout(title=dict(text=title), height=400, margin=dict(l=10, r=10, t=60, b=10),
+                      legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(title_text=offset_label)
+    fig.update_yaxes(title_text=value_label)
     return fig

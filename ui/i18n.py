@@ -167,6 +167,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "interventions.metric_values": "Diferencia de logits: limpio {clean:.3f}, corrupto {corrupted:.3f}",
         "interventions.position": "Posición",
         "interventions.restored": "Recuperado",
+        "interventions.layers": "Capas enteras que se quitan (ablación)",
+        "interventions.layers_help": "ATTN1 = toda la atención de la capa 1 (sus cabezas y el sesgo b_O); "
+        "MLP1 = el perceptrón multicapa (MLP) de la capa 1.",
+        "interventions.neurons": "Neuronas del MLP que se quitan (ablación)",
+        "interventions.neurons_help": "Escribe L<capa>N<neurona>, separadas por comas: L0N12, L1N5. Este modelo "
+        "tiene capas 0..{n_layers} y neuronas 0..{d_mlp} en cada MLP.",
+        "interventions.nothing_ablated": "No se quita nada: elige cabezas, capas o neuronas arriba. Estas son las "
+        "predicciones normales del modelo.",
+        "interventions.ablated_list": "Ablación ({kind}) de: {items}",
         # Residual stream page
         "page.residual": "Flujo residual",
         "residual.title": "Flujo residual",
@@ -189,6 +198,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "residual.dla_layers": "Atribución directa por capa (embed = incrustaciones)",
         "residual.dla_heads": "Atribución directa por cabeza de atención",
         "residual.attribution": "Atribución",
+        "residual.neurons_header": "Atribución directa por neurona",
+        "residual.neuron_layer": "Capa del MLP",
+        "residual.neuron_k": "Neuronas a mostrar (las de mayor |atribución|)",
+        "residual.neurons_title": "Las {k} neuronas del MLP de la capa {layer} con mayor |atribución directa| "
+        "(última posición)",
+        "residual.neuron": "Neurona",
+        "residual.neuron_identity": "Suma de las {n} neuronas de la capa {layer}: {total:.4f}; el MLP de la capa "
+        "{layer} en la atribución de arriba: {mlp:.4f} (sin el sesgo b_out).",
+        "residual.no_neurons": "«{name}» es solo de atención: no tiene neuronas de MLP a las que atribuir logits.",
         # Circuits page
         "page.circuits": "Circuitos QK/OV",
         "circuits.title": "Circuitos QK y OV",
@@ -219,6 +237,46 @@ STRINGS: dict[str, dict[str, str]] = {
         "circuits.writer": "Cabeza escritora",
         "circuits.reader": "Cabeza lectora",
         "circuits.above_baseline": "Sobre la línea base",
+        "circuits.view": "Vista",
+        "circuits.view.tokens": "Tokens (QK y OV)",
+        "circuits.view.positions": "Posiciones (QK posicional)",
+        "circuits.view.svd": "Direcciones singulares del OV (SVD)",
+        "circuits.n_positions": "Posiciones a mostrar",
+        "circuits.n_offsets": "Distancias a mostrar (posición de la consulta − posición de la clave)",
+        "circuits.pos_intro": "Circuito QK posicional W_pos W_QK W_posᵀ / √d_head: cuánto atiende una consulta "
+        "en cada posición a una clave en cada posición solo por sus posiciones. Las celdas vacías son claves "
+        "posteriores a la consulta, que un modelo causal nunca ve.",
+        "circuits.pos_title": "Circuito QK posicional · capa {layer}, cabeza {head} (W_pos W_QK W_posᵀ)",
+        "circuits.query_pos": "Posición de la consulta",
+        "circuits.key_pos": "Posición de la clave",
+        "circuits.probe": "Texto de prueba (posiciones rotatorias)",
+        "circuits.probe_help": "Con RoPE no hay tabla de posiciones: se toman la consulta media y la clave media "
+        "de la cabeza sobre este texto y se rotan para cada distancia.",
+        "circuits.default_probe": "the cat sat on the mat and the dog sat on the log",
+        "circuits.rotary_intro": "Posiciones rotatorias (RoPE): la puntuación solo depende de la distancia entre "
+        "la consulta y la clave. Línea continua: consulta media · clave media rotadas a esa distancia; "
+        "puntos: puntuación media observada en el texto de prueba a esa distancia.",
+        "circuits.rotary_title": "Cabeza rotatoria · capa {layer}, cabeza {head}: puntuación según la distancia",
+        "circuits.offset": "Distancia (consulta − clave)",
+        "circuits.mean_qk": "Consulta media · clave media (rotadas)",
+        "circuits.observed": "Puntuación media observada en el texto de prueba",
+        "circuits.alibi_title": "Sesgo ALiBi · capa {layer}, cabeza {head}: −m·distancia",
+        "circuits.alibi_slope": "Pendiente ALiBi de esta cabeza: m = {slope:.4g}. Una clave a d posiciones de la "
+        "consulta recibe −{slope:.4g}·d en su puntuación, sean cuales sean los tokens.",
+        "circuits.bias": "Sesgo",
+        "circuits.no_positions": "«{name}» no tiene parámetros de posición: sus cabezas solo ven el orden a "
+        "través de la máscara causal, así que no hay circuito QK posicional que mostrar.",
+        "circuits.n_directions": "Direcciones singulares a mostrar",
+        "circuits.svd_intro": "W_V W_O = U·diag(σ)·Vᵀ. Cada dirección lee del flujo residual los tokens cuya "
+        "incrustación apunta a lo largo de u (columna «lee») y sube los logits de los tokens a lo largo de v "
+        "(columna «escribe»); los del extremo opuesto llevan a los del otro extremo.",
+        "circuits.svd_title": "Valores singulares de la matriz OV · capa {layer}, cabeza {head}",
+        "circuits.singular_value": "Valor singular",
+        "circuits.direction": "Dirección",
+        "circuits.reads": "Lee (tokens)",
+        "circuits.writes": "Escribe (sube el logit de)",
+        "circuits.reads_opposite": "Lee (extremo opuesto)",
+        "circuits.writes_opposite": "Escribe (baja el logit de)",
         # Model page
         "page.model": "Modelo",
         "model.title": "Arquitectura del modelo",
@@ -286,6 +344,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "Usa un checkpoint que incluya tokenizer.json.",
         "error.prompt_too_long": "El texto tiene {n} tokens, pero el modelo admite como máximo {n_ctx}. Acórtalo.",
         "error.forward": "El modelo falló al procesar el texto: {detail} Prueba con otro texto u otro modelo.",
+        "error.neuron_syntax": "«{item}» no es el nombre de una neurona. Escribe cada neurona como "
+        "L<capa>N<neurona> (por ejemplo L0N12), separadas por comas.",
+        "error.neuron_out_of_range": "La neurona «{item}» no existe: este modelo tiene capas 0..{n_layers} y "
+        "neuronas 0..{d_mlp} en cada MLP. Corrige el número.",
+        "error.no_mlp": "El modelo «{name}» es solo de atención: no tiene MLP ni neuronas. Quita capas MLP o "
+        "neuronas, o elige un modelo con MLP.",
+        "error.layer_out_of_range": "Esa capa no existe: el modelo tiene capas 0..{n_layers}. Elige otra.",
         "loading.progress": "Cargando el modelo… {seconds} s. La primera carga de un modelo GGUF lo convierte "
         "una sola vez (unos 20-30 s); las siguientes tardan un segundo.",
         # Architecture summary line (ModelConfig.summary)
@@ -470,6 +535,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "interventions.metric_values": "Logit difference: clean {clean:.3f}, corrupted {corrupted:.3f}",
         "interventions.position": "Position",
         "interventions.restored": "Restored",
+        "interventions.layers": "Whole layers to ablate",
+        "interventions.layers_help": "ATTN1 = all of layer 1's attention (its heads and the bias b_O); "
+        "MLP1 = layer 1's multilayer perceptron (MLP).",
+        "interventions.neurons": "MLP neurons to ablate",
+        "interventions.neurons_help": "Write L<layer>N<neuron>, separated by commas: L0N12, L1N5. This model has "
+        "layers 0..{n_layers} and neurons 0..{d_mlp} in each MLP.",
+        "interventions.nothing_ablated": "Nothing ablated: pick heads, layers or neurons above. These are the "
+        "model's normal predictions.",
+        "interventions.ablated_list": "Ablated ({kind}): {items}",
         # Residual stream page
         "page.residual": "Residual stream",
         "residual.title": "Residual stream",
@@ -492,6 +566,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "residual.dla_layers": "Direct attribution per layer (embed = embeddings)",
         "residual.dla_heads": "Direct attribution per attention head",
         "residual.attribution": "Attribution",
+        "residual.neurons_header": "Direct logit attribution per neuron",
+        "residual.neuron_layer": "MLP layer",
+        "residual.neuron_k": "Neurons to show (largest |attribution|)",
+        "residual.neurons_title": "The {k} neurons of layer {layer}'s MLP with the largest |direct logit "
+        "attribution| (last position)",
+        "residual.neuron": "Neuron",
+        "residual.neuron_identity": "Sum over all {n} neurons of layer {layer}: {total:.4f}; layer {layer}'s MLP "
+        "in the attribution above: {mlp:.4f} (without the bias b_out).",
+        "residual.no_neurons": "'{name}' is attention-only: it has no MLP neurons to attribute logits to.",
         # Circuits page
         "page.circuits": "QK/OV circuits",
         "circuits.title": "QK and OV circuits",
@@ -523,6 +606,46 @@ STRINGS: dict[str, dict[str, str]] = {
         "circuits.writer": "Writer head",
         "circuits.reader": "Reader head",
         "circuits.above_baseline": "Above baseline",
+        "circuits.view": "View",
+        "circuits.view.tokens": "Tokens (QK and OV)",
+        "circuits.view.positions": "Positions (positional QK)",
+        "circuits.view.svd": "OV singular directions (SVD)",
+        "circuits.n_positions": "Positions to show",
+        "circuits.n_offsets": "Offsets to show (query position − key position)",
+        "circuits.pos_intro": "Positional QK circuit W_pos W_QK W_posᵀ / √d_head: how much a query at each "
+        "position attends to a key at each position through their positions alone. Blank cells are keys after "
+        "the query, which a causal model never sees.",
+        "circuits.pos_title": "Positional QK circuit · layer {layer}, head {head} (W_pos W_QK W_posᵀ)",
+        "circuits.query_pos": "Query position",
+        "circuits.key_pos": "Key position",
+        "circuits.probe": "Probe text (rotary positions)",
+        "circuits.probe_help": "RoPE has no position table: the head's mean query and mean key over this text are "
+        "rotated for each offset.",
+        "circuits.default_probe": "the cat sat on the mat and the dog sat on the log",
+        "circuits.rotary_intro": "Rotary positions (RoPE): the score depends on positions only through the offset "
+        "between query and key. Line: mean query · mean key rotated to that offset; dots: the mean score "
+        "observed on the probe text at that offset.",
+        "circuits.rotary_title": "Rotary head · layer {layer}, head {head}: score by offset",
+        "circuits.offset": "Offset (query − key)",
+        "circuits.mean_qk": "Mean query · mean key (rotated)",
+        "circuits.observed": "Mean score observed on the probe",
+        "circuits.alibi_title": "ALiBi bias · layer {layer}, head {head}: −m·offset",
+        "circuits.alibi_slope": "ALiBi slope of this head: m = {slope:.4g}. A key d positions from the query gets "
+        "−{slope:.4g}·d added to its score, whatever the tokens.",
+        "circuits.bias": "Bias",
+        "circuits.no_positions": "'{name}' has no positional parameters: its heads see order only through the "
+        "causal mask, so there is no positional QK circuit to show.",
+        "circuits.n_directions": "Singular directions to show",
+        "circuits.svd_intro": "W_V W_O = U·diag(σ)·Vᵀ. Each direction reads from the residual stream the tokens "
+        "whose embeddings point along u ('reads' column) and raises the logits of the tokens along v ('writes' "
+        "column); the opposite ends lead to each other.",
+        "circuits.svd_title": "Singular values of the OV matrix · layer {layer}, head {head}",
+        "circuits.singular_value": "Singular value",
+        "circuits.direction": "Direction",
+        "circuits.reads": "Reads (tokens)",
+        "circuits.writes": "Writes (raises the logit of)",
+        "circuits.reads_opposite": "Reads (opposite end)",
+        "circuits.writes_opposite": "Writes (lowers the logit of)",
         # Model page
         "page.model": "Model",
         "model.title": "Model architecture",
@@ -588,6 +711,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "Use a checkpoint that includes tokenizer.json.",
         "error.prompt_too_long": "The text has {n} tokens, but the model accepts at most {n_ctx}. Shorten it.",
         "error.forward": "The model failed on this text: {detail} Try another text or another model.",
+        "error.neuron_syntax": "'{item}' is not a neuron name. Write each neuron as L<layer>N<neuron> "
+        "(for example L0N12), separated by commas.",
+        "error.neuron_out_of_range": "Neuron '{item}' does not exist: this model has layers 0..{n_layers} and "
+        "neurons 0..{d_mlp} in each MLP. Fix the number.",
+        "error.no_mlp": "The model '{name}' is attention-only: it has no MLP and no neurons. Remove MLP layers or "
+        "neurons, or pick a model with MLPs.",
+        "error.layer_out_of_range": "That layer does not exist: the model has layers 0..{n_layers}. Pick another.",
         "loading.progress": "Loading the model… {seconds} s. The first load of a GGUF model converts it once "
         "(about 20-30 s); later loads take a second.",
         # Architecture summary line (ModelConfig.summary)

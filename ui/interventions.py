@@ -60,6 +60,86 @@ class AblationOutcome:
     clean_loss: float
     ablated_loss: float
     kl: float  # KL(clean || ablated) of the next-token distribution
+    ablated_names: tuple[str, ...] = ()  # what was ablated (L1H3, ATTN0, MLP1, L0N12); empty: nothing
+    ablations: tuple[Ablation, ...] = ()  # the same, as circuits.ablation.Ablation
+
+
+_LAYER = re.compile(r"^(ATTN|MLP)(\d+)$")
+_NEURON = re.compile(r"^L(-?\d+)N(-?\d+)$", re.IGNORECASE)
+
+
+def has_mlp(cfg) -> bool:
+    """Whether the model's blocks have MLPs (an attention-only model has no neurons)."""
+    return not cfg.attn_only and bool(cfg.d_mlp)
+
+
+def layer_names(cfg) -> list[str]:
+    """Whole layers that can be ablated: ``ATTN{l}`` (every head and ``b_O``: ``hook_attn_out``)
+    and, for a model with MLPs, ``MLP{l}`` (``hook_mlp_out``)."""
+    names = [f"ATTN{l}" for l in range(cfg.n_layers)]
+    return names + ([f"MLP{l}" for l in range(cfg.n_layers)] if has_mlp(cfg) else [])
+
+
+def parse_layer(name: str) -> tuple[str, int]:
+    """``"ATTN1"`` -> ``("attn", 1)``; ``"MLP0"`` -> ``("mlp", 0)``."""
+    m = _LAYER.match(name.strip())
+    if not m:
+        raise ValueError(f"{name!r} is not a layer name like ATTN1 or MLP0")
+    return m.group(1).lower(), int(m.group(2))
+
+
+def parse_neurons(text, cfg) -> list[tuple[int, int]]:
+    """``"L0N12, L1N5"`` (commas, semicolons or spaces between) -> ``[(0, 12), (1, 5)]``, in
+    order, without repeats. A PromptError names the first bad item: ``neuron_syntax`` (not
+    ``L<layer>N<neuron>``), ``neuron_out_of_range`` (negative, or past the model's layers or
+    ``d_mlp``), ``no_mlp`` (neurons asked of an attention-only model). A list of names or
+    ``(layer, neuron)`` pairs is accepted too."""
+    if text is None:
+        return []
+    if isinstance(text, str):
+        items = [s for s in re.split(r"[,;\s]+", text) if s]
+    else:
+        items = [f"L{x[0]}N{x[1]}" if isinstance(x, (tuple, list)) else str(x) for x in text]
+    if items and not has_mlp(cfg):
+        raise PromptError("no_mlp")
+    out: list[tuple[int, int]] = []
+    for item in items:
+        m = _NEURON.match(item)
+        if not m:
+            raise PromptError("neuron_syntax", item=item)
+        layer, neuron = int(m.group(1)), int(m.group(2))
+        if not (0 <= layer < cfg.n_layers and 0 <= neuron < cfg.d_mlp):
+            raise PromptError("neuron_out_of_range", item=item, n_layers=cfg.n_layers - 1, d_mlp=cfg.d_mlp - 1)
+        if (layer, neuron) not in out:
+            out.append((layer, neuron))
+    return out
+
+
+def ablation_list(cfg, heads=(), layers=(), neurons="", kind: str = "zero") -> tuple[list[str], list[Ablation]]:
+    """(names, ``Ablation``s) of the heads (``L1H3``), whole layers (``ATTN1``, ``MLP0``) and
+    neurons (text ``"L0N12, L1N5"`` or pairs) to ablate with ``kind``."""
+    if kind not in ABLATION_KINDS:
+        raise ValueError(f"kind must be one of {ABLATION_KINDS}, not {kind!r}")
+    names: list[str] = []
+    out: list[Ablation] = []
+    for h in dict.fromkeys(heads or ()):
+        layer, head = parse_head(h)
+        if not (0 <= layer < cfg.n_layers and 0 <= head < cfg.n_heads):
+            raise PromptError("head_out_of_range", n_layers=cfg.n_layers - 1, n_heads=cfg.n_heads - 1)
+        names.append(f"L{layer}H{head}")
+        out.append(Ablation("head", layer, head, kind=kind))
+    for name in dict.fromkeys(layers or ()):
+        target, layer = parse_layer(name)
+        if not 0 <= layer < cfg.n_layers:
+            raise ValueError(f"{name!r}: the model has layers 0..{cfg.n_layers - 1}")
+        if target == "mlp" and not has_mlp(cfg):
+            raise PromptError("no_mlp")
+        names.append(f"{target.upper()}{layer}")
+        out.append(Ablation(target, layer, kind=kind))
+    for layer, neuron in parse_neurons(neurons, cfg):
+        names.append(f"L{layer}N{neuron}")
+        out.append(Ablation("neuron", layer, neuron, kind=kind))
+    return names, out
 
 
 def _tokens(model, prompt: str, field: str = "prompt") -> torch.Tensor:
@@ -73,25 +153,29 @@ def _top(model, logits: torch.Tensor, k: int) -> Prediction:
 
 
 def ablation_predictions(model, prompt: str, heads: list[str], kind: str = "zero", reference: str = "",
-                         k: int = 8) -> AblationOutcome:
-    """Top-``k`` next tokens after ``prompt`` with the ``heads`` (names like ``L1H3``) ablated
-    (``zero``, or ``mean``/``resample`` over the ``reference`` prompt), next to the normal run."""
+                         k: int = 8, *, layers=(), neurons="") -> AblationOutcome:
+    """Top-``k`` next tokens after ``prompt`` with the ``heads`` (names like ``L1H3``), whole
+    ``layers`` (``ATTN1``: the attention output; ``MLP0``: the MLP output) and ``neurons`` (text
+    like ``"L0N12, L1N5"``, see :func:`parse_neurons`) ablated (``zero``, or ``mean``/``resample``
+    over the ``reference`` prompt), next to the normal run. Nothing to ablate: both runs are the
+    normal one (``ablated_names`` empty) and no reference is needed."""
     if model.cfg.family != "decoder":
         raise PromptError("decoder_only")
     tokens = _tokens(model, prompt)
+    names, ablations = ablation_list(model.cfg, heads, layers, neurons, kind)
     ref = None
-    if kind != "zero":
+    if kind != "zero" and ablations:
         if not reference or not reference.strip():
             raise PromptError("no_reference")
         ref = model.to_tokens(reference)
         if kind == "resample" and ref.shape[1] != tokens.shape[1]:
             raise PromptError("reference_length", n=int(tokens.shape[1]), m=int(ref.shape[1]))
-    ablations = [Ablation("head", *parse_head(h), kind=kind) for h in heads]
     r = ablate(model, tokens, ablations, reference=ref)
     clean_last, ablated_last = r.clean_logits[0, -1], r.logits[0, -1]
     logp_c, logp_a = torch.log_softmax(clean_last.float(), -1), torch.log_softmax(ablated_last.float(), -1)
     kl = float((logp_c.exp() * (logp_c - logp_a)).sum())
-    return AblationOutcome(_top(model, clean_last, k), _top(model, ablated_last, k), r.clean_loss, r.loss, kl)
+    return AblationOutcome(_top(model, clean_last, k), _top(model, ablated_last, k), r.clean_loss, r.loss, kl,
+                           tuple(names), tuple(ablations))
 
 
 @dataclass(frozen=True)

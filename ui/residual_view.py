@@ -8,8 +8,9 @@ from typing import Optional
 
 import numpy as np
 
+from circuits.neurons import neuron_direct_logit_attribution
 from circuits.residual import direct_logit_attribution, logit_lens
-from ui.interventions import _tokens, single_token
+from ui.interventions import _tokens, has_mlp, single_token
 from ui.patterns import PromptError
 
 
@@ -65,6 +66,7 @@ class AttributionView:
     logit: float
     constant: float
     total: float  # sum of every component's attribution
+    mlp: Optional[np.ndarray] = None  # [n_layers]: each layer's MLP (without b_out); None: attention-only
 
 
 def attribution_view(model, prompt: str, answer: str, wrong: str = "") -> AttributionView:
@@ -77,6 +79,9 @@ def attribution_view(model, prompt: str, answer: str, wrong: str = "") -> Attrib
     dla = direct_logit_attribution(model, tokens, a, w)
     per_layer, labels = dla.by_layer()
     heads = dla.heads()[..., 0] if model.cfg.n_heads else np.zeros((0, 0))
+    mlp_rows = {layer: i for i, (kind, layer) in enumerate(zip(dla.kinds, dla.layers)) if kind == "mlp"}
+    mlp = (np.array([float(dla.values[mlp_rows[l], 0]) for l in range(dla.n_layers)])
+           if len(mlp_rows) == dla.n_layers else None)
     return AttributionView(
         layer_labels=list(labels),
         per_layer=per_layer[:, 0].float().cpu().numpy(),
@@ -84,4 +89,41 @@ def attribution_view(model, prompt: str, answer: str, wrong: str = "") -> Attrib
         logit=float(dla.logit[0]),
         constant=float(dla.constant[0]),
         total=float(dla.values[:, 0].sum()),
+        mlp=mlp,
+    )
+
+
+@dataclass(frozen=True)
+class NeuronAttributionView:
+    layer: int
+    neurons: np.ndarray  # [k] neuron indices, largest |attribution| first
+    labels: list[str]  # "N12"
+    values: np.ndarray  # [k] their direct logit attribution at the last position
+    total: float  # sum over every neuron of the layer (= the layer's MLP row of the attribution)
+    d_mlp: int
+
+
+def neuron_attribution_view(model, prompt: str, answer: str, wrong: str = "", layer: int = 0,
+                            k: int = 10) -> NeuronAttributionView:
+    """The ``k`` neurons of ``layer``'s MLP with the largest |direct logit attribution| to
+    ``answer`` (or ``answer - wrong``) at the last position (``circuits.neurons``), and the sum
+    over all of them, which equals that layer's MLP attribution (bias ``b_out`` excluded)."""
+    _check(model)
+    cfg = model.cfg
+    if not has_mlp(cfg):
+        raise PromptError("no_mlp")
+    if not 0 <= layer < cfg.n_layers:
+        raise PromptError("layer_out_of_range", n_layers=cfg.n_layers - 1)
+    tokens = _tokens(model, prompt)
+    a = single_token(model, answer, "answer")
+    w = single_token(model, wrong, "wrong") if wrong.strip() else None
+    values = neuron_direct_logit_attribution(model, tokens, layer, a, w, positions=[-1])[0, 0]  # [d_mlp]
+    top = values.abs().topk(max(1, min(int(k), values.shape[0]))).indices
+    return NeuronAttributionView(
+        layer=layer,
+        neurons=top.cpu().numpy(),
+        labels=[f"N{int(n)}" for n in top],
+        values=values[top].float().cpu().numpy(),
+        total=float(values.sum()),
+        d_mlp=int(values.shape[0]),
     )

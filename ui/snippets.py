@@ -77,3 +77,92 @@ def patching_snippet(model_key: str, clean: str, corrupted: str, answer: str, wr
         + ("values = (result.baseline - result.values) / (result.baseline - result.source)  # share carried\n"
            if sweep == "path_head_to_logits" else "values = result.normalized()  # [layer, position or head]\n")
     )
+
+
+def ablation_snippet(model_key: str, prompt: str, ablations, reference: str = "", k: int = 8) -> str:
+    """``clean_probs`` / ``ablated_probs``: the top-``k`` next-token probabilities of both runs
+    (and their tokens); ``ablations``: ``circuits.ablation.Ablation`` objects (their ``repr`` is
+    valid code)."""
+    items = "".join(f"    {ab!r},\n" for ab in ablations)
+    needs_reference = any(ab.kind != "zero" for ab in ablations)
+    code = _load(model_key) + (
+        "import torch\n"
+        "from circuits.ablation import Ablation, ablate\n\n"
+        f"tokens = model.to_tokens({prompt!r})\n"
+        + (f"ablations = [\n{items}]\n" if items else "ablations = []  # nothing ablated: both runs are normal\n")
+    )
+    if needs_reference:
+        code += f"reference = model.to_tokens({reference!r})\n"
+        code += "result = ablate(model, tokens, ablations, reference=reference)\n"
+    else:
+        code += "result = ablate(model, tokens, ablations)\n"
+    code += (
+        f"clean_probs, clean_ids = torch.softmax(result.clean_logits[0, -1].float(), -1).topk({k})\n"
+        f"ablated_probs, ablated_ids = torch.softmax(result.logits[0, -1].float(), -1).topk({k})\n"
+        "print(model.to_str_tokens(clean_ids), model.to_str_tokens(ablated_ids))\n"
+        "print(result.clean_loss, result.loss)  # next-token loss of the normal and the ablated run\n"
+    )
+    return code
+
+
+def neuron_attribution_snippet(model_key: str, prompt: str, answer: str, wrong: str, layer: int, k: int) -> str:
+    """``values``: the top-``k`` neurons of ``layer`` by |direct logit attribution| at the last
+    position (``neurons``: their indices); ``total``: the sum over every neuron of the layer."""
+    wrong_arg = f", model.to_single_token({wrong!r})" if wrong and wrong.strip() else ""
+    return _load(model_key) + (
+        "from circuits.neurons import neuron_direct_logit_attribution\n\n"
+        f"tokens = model.to_tokens({prompt!r})\n"
+        f"attribution = neuron_direct_logit_attribution(model, tokens, {layer}, model.to_single_token({answer!r})"
+        f"{wrong_arg}, positions=[-1])[0, 0]  # [d_mlp]\n"
+        f"neurons = attribution.abs().topk({k}).indices\n"
+        "values = attribution[neurons]\n"
+        "total = attribution.sum()  # = the MLP row of circuits.residual.direct_logit_attribution\n"
+    )
+
+
+def positional_snippet(model_key: str, layer: int, head: int, kind: str, n_positions: int, probe: str = "") -> str:
+    """``values``: what the positional view shows for ``kind`` (``table``: ``[query, key]``
+    positional QK circuit, future keys NaN in a causal model; ``rotary``: score by offset;
+    ``alibi``: bias by offset)."""
+    code = _load(model_key)
+    if kind == "table":
+        code += (
+            "import torch\n"
+            "from circuits.qk_ov import positional_qk_circuit\n\n"
+            f"circuit = positional_qk_circuit(model, {layer}, head={head}, query_positions=range({n_positions}), "
+            "scaled=True)\n"
+            "values = circuit.values.float()  # [query position, key position]\n"
+            "if model.cfg.attention_mask == 'causal':  # a query never sees later keys: left blank\n"
+            "    values = values.masked_fill(torch.ones_like(values).triu(1).bool(), float('nan'))\n"
+        )
+    elif kind == "rotary":
+        code += (
+            "from circuits.qk_ov import rotary_qk_by_offset\n\n"
+            f"scores = rotary_qk_by_offset(model, {layer}, model.to_tokens({probe!r}), head=[{head}], "
+            f"offsets=range({n_positions}))\n"
+            "values = scores.mean_qk[0]  # [offset]; scores.observed[0]: the probe's own mean score\n"
+        )
+    elif kind == "alibi":
+        code += (
+            "import torch\n"
+            "from models.components.positions import alibi_bias\n\n"
+            f"slopes = model.blocks[{layer}].attn.alibi_slopes\n"
+            f"offsets = torch.arange({n_positions})\n"
+            f"values = alibi_bias(slopes, offsets[None], torch.zeros(1, 1, dtype=torch.long))[0, {head}, :, 0]\n"
+            f"print(float(slopes[{head}]))  # the head's slope m: bias = -m * offset\n"
+        )
+    else:
+        raise ValueError(f"no positional snippet for {kind!r}")
+    return code
+
+
+def svd_snippet(model_key: str, layer: int, head: int, n_directions: int, k: int) -> str:
+    """``S``: the singular values of one head's OV matrix; ``svd.read_top_labels[i]`` /
+    ``svd.write_top_labels[i]``: the tokens direction ``i`` reads and writes."""
+    return _load(model_key) + (
+        "from circuits.qk_ov import ov_singular_directions\n\n"
+        f"svd = ov_singular_directions(model, {layer}, {head}, n_directions={n_directions}, k={k})\n"
+        "S = svd.S  # every singular value of W_V W_O\n"
+        "for i in range(svd.U.shape[1]):\n"
+        "    print(i, float(S[i]), svd.read_top_labels[i], '->', svd.write_top_labels[i])\n"
+    )

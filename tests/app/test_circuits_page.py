@@ -83,3 +83,150 @@ def test_errors_are_messages(model):
     translator = models.load_pretrained("translator-es-en")
     with pytest.raises(PromptError):
         copying_view(translator)
+
+
+# ----------------------------------------------------------------------------- positions and SVD
+
+ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo" / "induction-2l"
+
+
+def build_native_checkpoint(folder: Path, positions: str, seed: int = 0) -> Path:
+    """A tiny random decoder (2 layers, 4 heads, MLPs) with ``positions`` (rotary, alibi, none,
+    sinusoidal), saved with induction-2l's tokenizer so the app can open it from the sidebar."""
+    import shutil
+
+    from models import ModelConfig, Transformer, save_native
+
+    cfg = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_vocab=481, n_ctx=64, d_mlp=64,
+                      positional_embedding_type=positions, model_name=f"tiny-{positions}")
+    save_native(Transformer(cfg).init_weights(seed).eval(), folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(ZOO / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory):
+    root = tmp_path_factory.mktemp("native")
+    return {p: build_native_checkpoint(root / p, p) for p in ("rotary", "alibi", "none")}
+
+
+def open_view(lang, view, folder=None, layer=0, head=0) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.session_state[state.LANG_KEY] = lang
+    at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    at.run()
+    if folder is not None:
+        at.text_input(key=state.MODEL_FOLDER_KEY).input(str(folder)).run()
+    at.switch_page("pages/circuits.py").run()
+    at.selectbox(key="c_layer").set_value(layer).run()
+    at.selectbox(key="c_head").set_value(head).run()
+    at.radio(key="c_view").set_value(view).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_positional_qk_of_learned_positions(lang, model):
+    from circuits.qk_ov import positional_qk_circuit
+
+    at = open_view(lang, "positions", layer=0, head=3)
+    at.number_input(key="c_positions").set_value(12).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    z = plotly_array(specs(at)[t("circuits.pos_title", lang, layer=0, head=3)]["data"][0]["z"])
+    expected = positional_qk_circuit(model, 0, head=3, query_positions=range(12), scaled=True).values.numpy()
+    lower = np.tril(np.ones((12, 12), bool))
+    assert z.shape == (12, 12)
+    np.testing.assert_allclose(z[lower], expected[lower], rtol=1e-5, atol=1e-7)
+    assert np.isnan(z[~lower]).all()  # keys after the query: a causal model never sees them
+    # L0H3 is a previous-token head: through positions alone, each query prefers the key just before it
+    prev = np.array([z[q, q - 1] for q in range(2, 12)])
+    assert (prev > np.array([np.nanmean(np.delete(z[q, : q + 1], q - 1)) for q in range(2, 12)])).mean() > 0.7
+    assert t("circuits.pos_intro", lang) in [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_rotary_alibi_and_no_positions(lang, native):
+    import torch
+
+    from circuits.qk_ov import rotary_qk_by_offset
+    from models.components.positions import alibi_slopes
+
+    # rotary: the score by offset, next to the probe's own mean score
+    probe = "gato azul tren queso gato azul tren queso"
+    at = open_view(lang, "positions", native["rotary"], layer=1, head=2)
+    at.number_input(key="c_positions").set_value(16).run()
+    at.text_input(key="c_probe").input(probe).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    rot = models.load_pretrained(str(native["rotary"]))
+    expected = rotary_qk_by_offset(rot, 1, rot.to_tokens(probe), head=[2], offsets=range(16))
+    traces = specs(at)[t("circuits.rotary_title", lang, layer=1, head=2)]["data"]
+    assert [tr["name"] for tr in traces] == [t("circuits.mean_qk", lang), t("circuits.observed", lang)]
+    np.testing.assert_allclose(plotly_array(traces[0]["x"]), np.arange(16))
+    np.testing.assert_allclose(plotly_array(traces[0]["y"]), expected.mean_qk[0].numpy(), rtol=1e-5, atol=1e-7)
+    observed = np.array([np.nan if v is None else v for v in traces[1]["y"]], dtype=float) \
+        if isinstance(traces[1]["y"], list) else plotly_array(traces[1]["y"])
+    np.testing.assert_allclose(observed, expected.observed[0].numpy(), rtol=1e-5, atol=1e-7)  # NaN past the probe
+    at.text_input(key="c_probe").input("  ").run()
+    assert not at.exception and [e.value for e in at.error] == [t("error.empty_prompt", lang)]
+
+    # ALiBi: the head's slope and its bias -m * offset
+    at = open_view(lang, "positions", native["alibi"], layer=0, head=1)
+    at.number_input(key="c_positions").set_value(10).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    slope = float(alibi_slopes(4)[1])
+    assert t("circuits.alibi_slope", lang, slope=slope) in [i.value for i in at.info]
+    (trace,) = specs(at)[t("circuits.alibi_title", lang, layer=0, head=1)]["data"]
+    np.testing.assert_allclose(plotly_array(trace["y"]), -slope * torch.arange(10).numpy(), rtol=1e-6)
+
+    # no positional parameters: an info line, no chart
+    at = open_view(lang, "positions", native["none"], layer=0, head=0)
+    assert not at.exception and not at.error
+    assert t("circuits.no_positions", lang, name=str(native["none"].resolve())) in [i.value for i in at.info]
+    keys = ("circuits.pos_title", "circuits.rotary_title", "circuits.alibi_title")
+    titles = {t(k, lang, layer=0, head=0) for k in keys}
+    assert not titles & set(specs(at))
+    assert t("circuits.copying_title", lang) in specs(at)  # the rest of the page is there
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_ov_svd_view(lang, model):
+    from circuits.qk_ov import ov_singular_directions
+
+    at = open_view(lang, "svd", layer=1, head=3)
+    at.number_input(key="c_directions").set_value(2).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    svd = ov_singular_directions(model, 1, 3, n_directions=2, k=8)
+    bars = specs(at)[t("circuits.svd_title", lang, layer=1, head=3)]["data"][0]
+    np.testing.assert_allclose(plotly_array(bars["y"]), svd.S.numpy(), rtol=1e-6)
+    table = at.dataframe[0].value
+    assert len(table) == 2
+    np.testing.assert_allclose(table[t("circuits.singular_value", lang)].to_numpy(), svd.S[:2].numpy(), rtol=1e-6)
+    for column, labels in (("circuits.reads", svd.read_top_labels), ("circuits.writes", svd.write_top_labels),
+                           ("circuits.reads_opposite", svd.read_bottom_labels),
+                           ("circuits.writes_opposite", svd.write_bottom_labels)):
+        assert list(table[t(column, lang)]) == [", ".join(f"'{w}'" for w in row) for row in labels]
+    from ui.snippets import svd_snippet
+
+    assert svd_snippet("induction-2l", 1, 3, 2, 8).strip() in [c.value.strip() for c in at.code]
+
+
+def test_positional_and_svd_views_match_circuits(model, native):
+    from circuits.qk_ov import ov_singular_directions, positional_qk_circuit
+    from ui.circuits_view import positional_kind, positional_view, svd_view
+
+    assert positional_kind(model) == "table"
+    assert {p: positional_kind(models.load_pretrained(str(f))) for p, f in native.items()} == {
+        "rotary": "rotary", "alibi": "alibi", "none": "none"}
+    view = positional_view(model, 1, 0, n_positions=500)  # at most n_ctx positions
+    assert view.values.shape == (64, 64) and view.positions == list(range(64))
+    full = positional_qk_circuit(model, 1, head=0, query_positions=range(64), scaled=True).values.numpy()
+    np.testing.assert_allclose(np.tril(view.values), np.tril(full), rtol=1e-6)
+    assert positional_view(models.load_pretrained(str(native["none"])), 0, 0).values is None
+    s = svd_view(model, 0, 1, n_directions=4, k=5)
+    ref = ov_singular_directions(model, 0, 1, n_directions=4, k=5)
+    assert s.write_top == ref.write_top_labels and len(s.read_top) == 4 and len(s.read_top[0]) == 5
+    with pytest.raises(PromptError):
+        svd_view(model, 0, 9)
+    with pytest.raises(PromptError):
+        positional_view(model, 2, 0)

@@ -86,3 +86,86 @@ def test_smollm2_paris_becomes_top1_at_the_last_layer():
     assert lens.target_rank_last[-1] == 1 and lens.target_rank_last[0] > 100
     dla = attribution_view(smol, "The capital of France is", " Paris", " London")
     assert dla.total + dla.constant == pytest.approx(dla.logit, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- per-neuron attribution
+
+TINY_PROMPT = "The cat sat on the mat. The cat sat"
+
+
+def open_folder(lang, folder) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.session_state[state.LANG_KEY] = lang
+    at.run()
+    at.text_input(key=state.MODEL_FOLDER_KEY).input(str(folder)).run()
+    at.switch_page("pages/residual.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def mlp_row(model, prompt, layer, answer, wrong=None) -> float:
+    """Layer ``layer``'s MLP row of circuits.residual.direct_logit_attribution (last position)."""
+    from circuits.residual import direct_logit_attribution
+
+    dla = direct_logit_attribution(model, model.to_tokens(prompt), answer, wrong)
+    return float(dla.values[dla.labels.index(f"L{layer} MLP"), 0])
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_neuron_attribution_chart_and_identity(lang, tiny_gpt2_dir):
+    from circuits.neurons import neuron_direct_logit_attribution
+
+    tiny = models.load_pretrained(str(tiny_gpt2_dir))
+    at = open_folder(lang, tiny_gpt2_dir)
+    at.text_area(key="res_prompt").input(TINY_PROMPT).run()
+    at.text_input(key="res_answer").input(" on").run()
+    at.text_input(key="res_wrong").input(" the").run()
+    at.selectbox(key="res_neuron_layer").set_value(1).run()
+    at.number_input(key="res_neuron_k").set_value(7).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    spec = charts(at)[t("residual.neurons_title", lang, k=7, layer=1)]
+    shown = plotly_array(spec["data"][0]["x"])
+    neurons = [int(label[1:]) for label in spec["data"][0]["y"]]
+    full = neuron_direct_logit_attribution(tiny, tiny.to_tokens(TINY_PROMPT), 1, " on", " the", positions=[-1])[0, 0]
+    np.testing.assert_allclose(shown, full[neurons].numpy(), rtol=1e-5, atol=1e-7)
+    assert len(set(neurons)) == 7 and np.abs(shown).min() >= float(full.abs().sort(descending=True).values[7])
+    assert list(np.abs(shown)) == sorted(np.abs(shown), reverse=True)  # largest first
+    # the identity: every neuron of the layer together = the layer's MLP attribution (shown in the caption)
+    mlp = mlp_row(tiny, TINY_PROMPT, 1, " on", " the")
+    assert float(full.sum()) == pytest.approx(mlp, abs=1e-5)
+    view = attribution_view(tiny, TINY_PROMPT, " on", " the")
+    assert float(view.mlp[1]) == pytest.approx(mlp, abs=1e-6)
+    caption = t("residual.neuron_identity", lang, n=256, layer=1, total=float(full.sum()), mlp=float(view.mlp[1]))
+    assert caption in [c.value for c in at.caption]
+    assert len(at.get("download_button")) >= 12  # export buttons of every figure, the neurons' included
+    assert any("export_dla_neurons_L1_png" in b.proto.id for b in at.get("download_button"))
+    from ui.snippets import neuron_attribution_snippet
+
+    snippet = neuron_attribution_snippet(str(Path(tiny_gpt2_dir).resolve()), TINY_PROMPT, " on", " the", 1, 7)
+    assert snippet.strip() in [c.value.strip() for c in at.code]
+
+
+def test_neuron_sums_equal_the_mlp_rows(tiny_gpt2_dir):
+    from ui.residual_view import neuron_attribution_view
+
+    tiny = models.load_pretrained(str(tiny_gpt2_dir))
+    for layer in (0, 1):
+        for wrong in ("", " mat"):
+            view = neuron_attribution_view(tiny, TINY_PROMPT, " sat", wrong, layer, k=256)
+            assert view.total == pytest.approx(float(view.values.sum()), abs=1e-5)  # k = d_mlp: all of them
+            assert view.total == pytest.approx(mlp_row(tiny, TINY_PROMPT, layer, " sat", wrong or None), abs=1e-5)
+    with pytest.raises(PromptError) as err:
+        neuron_attribution_view(models.load_pretrained("induction-2l"), PROMPT, " tren")
+    assert err.value.code == "no_mlp"
+    with pytest.raises(PromptError) as err:
+        neuron_attribution_view(tiny, TINY_PROMPT, " sat", "", layer=2)
+    assert err.value.code == "layer_out_of_range"
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_attention_only_model_gets_an_info_line(lang):
+    at = open_page(lang)
+    at.text_area(key="res_prompt").input(PROMPT).run()
+    assert not at.exception and not at.error
+    assert t("residual.no_neurons", lang, name="induction-2l") in [i.value for i in at.info]
+    assert t("residual.neurons_title", lang, k=10, layer=0) not in charts(at)

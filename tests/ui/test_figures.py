@@ -77,3 +77,40 @@ def test_special_tokens_are_escaped_for_plotly_html() -> None:
 
     assert display_token("<s>") == "&lt;s&gt;" and display_token("a&b") == "a&amp;b"
     assert token_labels(["<s>", "</s>"]) == ["0: &lt;s&gt;", "1: &lt;/s&gt;"]
+
+
+def test_prediction_bars_with_one_run() -> None:
+    from ui.figures import prediction_bars
+
+    fig = prediction_bars((["a", "<b>"], [0.5, 0.25]), None, clean_label="N", ablated_label="A")
+    (trace,) = fig.data
+    assert trace.name == "N" and list(trace.y) == ["'a'", "'&lt;b&gt;'"]
+    both = prediction_bars((["a"], [0.5]), (["b"], [0.4]), clean_label="N", ablated_label="A")
+    assert [t.name for t in both.data] == ["N", "A"]
+
+
+def test_ranked_bars_keep_order_and_colour_by_sign() -> None:
+    from ui.figures import ranked_bars
+
+    fig = ranked_bars(np.array([0.5, -0.3, 0.1]), ["N7", "N2", "<N9>"], title="T", item_label="Neuron",
+                      value_label="Attr")
+    (trace,) = fig.data
+    assert trace.orientation == "h"
+    np.testing.assert_allclose(np.asarray(trace.x), [0.5, -0.3, 0.1])
+    assert list(trace.y) == ["N7", "N2", "&lt;N9&gt;"]
+    assert list(trace.marker.color) == ["#2166ac", "#b2182b", "#2166ac"]
+    assert fig.layout.yaxis.autorange == "reversed"  # the first (largest) on top
+    assert "Neuron: %{y}" in trace.hovertemplate and "Attr: %{x" in trace.hovertemplate
+    assert fig.layout.title.text == "T"
+
+
+def test_offset_lines() -> None:
+    from ui.figures import offset_lines
+
+    fig = offset_lines(range(4), [("mean", np.array([1.0, 0.5, 0.25, 0.1])),
+                                  ("observed", np.array([0.9, np.nan, 0.2, np.nan]))],
+                       title="T", offset_label="Offset", value_label="Score")
+    assert [t.name for t in fig.data] == ["mean", "observed"]
+    assert list(fig.data[0].x) == [0, 1, 2, 3]
+    assert np.isnan(np.asarray(fig.data[1].y, dtype=float)[[1, 3]]).all()
+    assert fig.layout.xaxis.title.text == "Offset" and fig.layout.yaxis.title.text == "Score"

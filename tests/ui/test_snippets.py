@@ -76,3 +76,86 @@ def test_attention_page_shows_the_snippet():
     assert not at.exception
     codes = [c.value for c in at.code]
     assert attention_snippet("induction-2l", PROMPT, "self", 0, 0).strip() in [c.strip() for c in codes]
+
+
+# ----------------------------------------------------------------------------- ablation, neurons, positions, SVD
+
+TINY_PROMPT = "The cat sat on the mat. The cat sat"
+
+
+@pytest.mark.parametrize("case", ["heads_and_layer", "mean", "nothing"])
+def test_ablation_snippet(case):
+    from ui.interventions import ablation_predictions
+    from ui.snippets import ablation_snippet
+
+    model = models.load_pretrained("induction-2l")
+    prompt, reference = "gato azul tren queso gato azul tren", "rojo verde mesa silla casa perro"
+    heads, layers, kind = {"heads_and_layer": (["L1H3", "L0H1"], ["ATTN0"], "zero"),
+                           "mean": (["L1H3"], ["ATTN0"], "mean"), "nothing": ([], [], "zero")}[case]
+    view = ablation_predictions(model, prompt, heads, kind, reference, layers=layers)
+    ns = run(ablation_snippet("induction-2l", prompt, view.ablations, reference))
+    np.testing.assert_allclose(as_np(ns["clean_probs"]), view.clean.probs, rtol=1e-6)
+    np.testing.assert_allclose(as_np(ns["ablated_probs"]), view.ablated.probs, rtol=1e-6)
+    assert ns["result"].loss == pytest.approx(view.ablated_loss)
+    assert len(ns["ablations"]) == len(heads) + len(layers)
+
+
+def test_ablation_snippet_with_neurons(tiny_gpt2_dir):
+    from ui.interventions import ablation_predictions
+    from ui.snippets import ablation_snippet
+
+    tiny = models.load_pretrained(str(tiny_gpt2_dir))
+    view = ablation_predictions(tiny, TINY_PROMPT, [], layers=["MLP1"], neurons="L0N3, L0N200")
+    ns = run(ablation_snippet(str(tiny_gpt2_dir), TINY_PROMPT, view.ablations))
+    np.testing.assert_allclose(as_np(ns["ablated_probs"]), view.ablated.probs, rtol=1e-6)
+    assert [(a.target, a.layer, a.index) for a in ns["ablations"]] == [("mlp", 1, None), ("neuron", 0, 3),
+                                                                       ("neuron", 0, 200)]
+
+
+@pytest.mark.parametrize("wrong", ["", " the"])
+def test_neuron_attribution_snippet(wrong, tiny_gpt2_dir):
+    from ui.residual_view import neuron_attribution_view
+    from ui.snippets import neuron_attribution_snippet
+
+    tiny = models.load_pretrained(str(tiny_gpt2_dir))
+    view = neuron_attribution_view(tiny, TINY_PROMPT, " on", wrong, 0, 6)
+    ns = run(neuron_attribution_snippet(str(tiny_gpt2_dir), TINY_PROMPT, " on", wrong, 0, 6))
+    assert as_np(ns["neurons"]).tolist() == view.neurons.tolist()
+    np.testing.assert_allclose(as_np(ns["values"]), view.values, rtol=1e-6)
+    assert float(ns["total"]) == pytest.approx(view.total, abs=1e-6)
+
+
+@pytest.mark.parametrize("positions", ["standard", "rotary", "alibi"])
+def test_positional_snippet(positions, tmp_path):
+    from tests.app.test_circuits_page import build_native_checkpoint
+    from ui.circuits_view import positional_view
+    from ui.snippets import positional_snippet
+
+    if positions == "standard":
+        key = "induction-2l"
+    else:
+        key = str(build_native_checkpoint(tmp_path / positions, positions))
+    model = models.load_pretrained(key)
+    probe = "gato azul tren queso gato"
+    view = positional_view(model, 1, 2, 9, probe)
+    assert view.kind == {"standard": "table"}.get(positions, positions)
+    ns = run(positional_snippet(key, 1, 2, view.kind, 9, probe))
+    np.testing.assert_allclose(as_np(ns["values"]), view.values, rtol=1e-5, atol=1e-7)  # NaN in the same places
+
+
+def test_positional_snippet_refuses_models_without_positions():
+    from ui.snippets import positional_snippet
+
+    with pytest.raises(ValueError):
+        positional_snippet("x", 0, 0, "none", 4)
+
+
+def test_svd_snippet():
+    from ui.circuits_view import svd_view
+    from ui.snippets import svd_snippet
+
+    model = models.load_pretrained("induction-2l")
+    view = svd_view(model, 1, 3, 3, 8)
+    ns = run(svd_snippet("induction-2l", 1, 3, 3, 8))
+    np.testing.assert_allclose(as_np(ns["S"]), view.singular_values, rtol=1e-6)
+    assert ns["svd"].read_top_labels == view.read_top and ns["svd"].write_top_labels == view.write_top
