@@ -12,7 +12,7 @@ from ui.figures import prediction_bars, sweep_heatmap
 from ui.i18n import translator
 from ui.interventions import ABLATION_KINDS, SWEEPS, ablation_predictions, head_names, patching_sweep
 from ui.snippets import patching_snippet
-from ui.widgets import error_message, export_buttons, page_header
+from ui.widgets import error_message, export_buttons, page_header, unknown_words_warning
 from ui.navigation import leave_legacy_multipage_mode
 
 leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
@@ -30,14 +30,16 @@ def ablation_tab(tr, choice, model) -> None:
     cfg = model.cfg
     state.set_default(ABL_PROMPT, tr("interventions.default_prompt"))
     prompt = st.text_area(tr("attention.prompt"), key=ABL_PROMPT, height=80)
+    unknown_words_warning(tr, model, prompt)
     names, whole = head_names(cfg), layer_names(cfg)
     state.keep_in_options(ABL_KIND, list(ABLATION_KINDS))
     st.session_state[ABL_HEADS] = [h for h in st.session_state.get(ABL_HEADS, []) if h in names]
     st.session_state[abl_layers] = [n for n in st.session_state.get(abl_layers, []) if n in whole]
     h_col, l_col = st.columns(2)
-    heads = h_col.multiselect(tr("interventions.heads"), names, key=ABL_HEADS, help=tr("interventions.heads_help"))
+    heads = h_col.multiselect(tr("interventions.heads"), names, key=ABL_HEADS, help=tr("interventions.heads_help"),
+                              placeholder=tr("widget.choose"))
     layers = l_col.multiselect(tr("interventions.layers"), whole, key=abl_layers,
-                               help=tr("interventions.layers_help"))
+                               help=tr("interventions.layers_help"), placeholder=tr("widget.choose"))
     neurons = ""
     if has_mlp(cfg):
         neurons = st.text_input(tr("interventions.neurons"), key=abl_neurons, placeholder="L0N12, L1N5",

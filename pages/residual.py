@@ -12,7 +12,7 @@ from ui.i18n import translator
 from ui.interventions import has_mlp
 from ui.residual_view import attribution_view, lens_view, neuron_attribution_view
 from ui.snippets import logit_lens_snippet, neuron_attribution_snippet
-from ui.widgets import error_message, export_buttons, page_header
+from ui.widgets import error_message, export_buttons, page_header, unknown_words_warning
 from ui.navigation import leave_legacy_multipage_mode
 
 leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
@@ -61,6 +61,7 @@ def render() -> None:
     choice, model = header
     state.set_default(R_PROMPT, tr("residual.default_prompt"))
     prompt = st.text_area(tr("attention.prompt"), key=R_PROMPT, height=80)
+    unknown_words_warning(tr, model, prompt)
     lens_tab, dla_tab = st.tabs([tr("residual.tab_lens"), tr("residual.tab_dla")])
     with lens_tab:
         target = st.text_input(tr("residual.target"), key=R_TARGET, help=tr("residual.target_help"))

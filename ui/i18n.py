@@ -353,6 +353,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "error.layer_out_of_range": "Esa capa no existe: el modelo tiene capas 0..{n_layers}. Elige otra.",
         "loading.progress": "Cargando el modelo… {seconds} s. La primera carga de un modelo GGUF lo convierte "
         "una sola vez (unos 20-30 s); las siguientes tardan un segundo.",
+        "widget.choose": "Elige…",
         # Architecture summary line (ModelConfig.summary)
         "summary.layers_heads": "{layers} capas x {heads} cabezas",
         "summary.kv": " ({n} kv)",
@@ -720,6 +721,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "error.layer_out_of_range": "That layer does not exist: the model has layers 0..{n_layers}. Pick another.",
         "loading.progress": "Loading the model… {seconds} s. The first load of a GGUF model converts it once "
         "(about 20-30 s); later loads take a second.",
+        "widget.choose": "Choose…",
         # Architecture summary line (ModelConfig.summary)
         "summary.layers_heads": "{layers} layers x {heads} heads",
         "summary.kv": " ({n} kv)",
