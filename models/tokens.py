@@ -26,8 +26,21 @@ def _tokenizer(model):
     return model.tokenizer
 
 
+def _utf8(text: str) -> str:
+    """``text`` as a (UTF-8) tokenizer can take it. A Python string may hold surrogate code points,
+    which no UTF-8 text can (e.g. half of an emoji cut out of UTF-16 text): a high + low pair
+    becomes the character it encodes, a lone surrogate U+FFFD. Any other text is returned as is."""
+    if isinstance(text, str):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def encode(model, text: str, prepend_bos: Optional[bool] = None) -> list[int]:
     t = _tokenizer(model)
+    text = _utf8(text)
     if model.cfg.family != "decoder":
         return t.encode(text, add_special_tokens=True)
     ids = t.encode(text, add_special_tokens=False)
@@ -61,7 +74,7 @@ def to_target_tokens_and_mask(model, input: Union[str, list[str]]) -> tuple[Tens
     t = _tokenizer(model)
     texts = [input] if isinstance(input, str) else list(input)
     start = model._decoder_start()
-    ids = [[start] + t.encode(text, add_special_tokens=False) for text in texts]
+    ids = [[start] + t.encode(_utf8(text), add_special_tokens=False) for text in texts]
     return _pad(model, ids)
 
 
@@ -92,7 +105,7 @@ def to_string(model, tokens: Union[Tensor, list[int]]) -> Union[str, list[str]]:
 
 
 def to_single_token(model, string: str) -> int:
-    ids = _tokenizer(model).encode(string, add_special_tokens=False)
+    ids = _tokenizer(model).encode(_utf8(string), add_special_tokens=False)
     if len(ids) != 1:
         raise ValueError(f"{string!r} is {len(ids)} tokens for this tokenizer, not one: {ids}")
     return ids[0]

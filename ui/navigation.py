@@ -14,21 +14,39 @@ leaves it as well (AppTest re-enters the mode on every run).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
-from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState, get_script_run_ctx
+
+
+def _in_legacy_run(ctx) -> bool:
+    """Whether this very script run is the legacy mode's. Checked per run, not by the
+    process-wide flag: two sessions whose first runs start together both began in that mode,
+    though the first to get here has already switched the flag off.
+
+    ``app.py`` run by ``st.navigation``'s mechanism runs as itself (the active script hash is
+    the main script's); the legacy mode runs it as a page of its own (another hash). A page
+    script is run by either mode after it registered the pages of this run: the legacy mode
+    registers the entry point among them, ``app.py``'s ``st.navigation`` never does."""
+    if ThreadState.get().active_script_hash == ctx.pages_manager.main_script_hash:
+        return False
+    main = Path(ctx.pages_manager.main_script_path).resolve()
+    return any(Path(str(info.get("script_path", ""))).resolve() == main for info in ctx.pages_manager.get_pages().values())
 
 
 def leave_legacy_multipage_mode() -> None:
-    """Rerun once under ``st.navigation`` if Streamlit started in pages/ mode."""
-    if not PagesManager.uses_pages_directory:
-        return
-    PagesManager.uses_pages_directory = False
+    """Rerun under ``st.navigation`` if this run was started in the legacy pages/ mode."""
     ctx = get_script_run_ctx()
     if ctx is None or ctx.script_requests is None:  # bare mode: nothing to rerun
+        PagesManager.uses_pages_directory = False
         return
+    if not (PagesManager.uses_pages_directory or _in_legacy_run(ctx)):
+        return
+    PagesManager.uses_pages_directory = False
     pages = ctx.pages_manager
     # The widget values the visitor sent with this run; without them the switch
     # from the legacy page back to the real one would reset every widget.
