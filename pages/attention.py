@@ -1,4 +1,5 @@
-"""Attention page: one head's attention pattern on a prompt.
+"""Attention page: one head's attention pattern on a prompt, all heads of a layer, every head of
+every layer, and head-detector scores.
 
 Thin on purpose: widgets -> ui.state (cached pure computations) -> ui.figures. Encoder-decoder
 models get a target text box and a choice of encoder self-, decoder self- and cross-attention.
@@ -11,11 +12,13 @@ from ui.figures import attention_heatmap, head_grid, score_heatmap
 from ui.i18n import translator
 from ui.patterns import attention_kinds
 from ui.sidebar import family_label, summary_text
-from ui.snippets import attention_snippet
+from ui.snippets import attention_snippet, detector_snippet
 from ui.widgets import export_buttons, load_warnings, unknown_words_warning
 from ui.navigation import leave_legacy_multipage_mode
 
 leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
+
+MAX_PANELS = 144  # heads drawn at once in the all-layers view
 
 
 def render() -> None:
@@ -77,12 +80,16 @@ def render() -> None:
         kind = kinds[0]
     chosen = patterns[kind]
 
-    views = ["head", "layer"] + (["detectors"] if kind == "self" else [])
+    views = ["head", "layer", "all"] + (["detectors"] if kind == "self" else [])
     state.keep_in_options(state.ATTN_VIEW_KEY, views)
     view = st.radio(tr("attention.view"), views, key=state.ATTN_VIEW_KEY, horizontal=True,
                     format_func=lambda v: tr(f"attention.view.{v}"))
     if view == "detectors":
         detectors_view(tr, choice, prompt)
+        return
+
+    if view == "all":
+        all_layers_view(tr, choice, chosen, kind, prompt, target)
         return
 
     layer_col, head_col = st.columns(2)
@@ -97,6 +104,8 @@ def render() -> None:
                         query_label=tr("figure.query"), key_label=tr("figure.key"), weight_label=tr("figure.weight"))
         st.plotly_chart(fig, width="stretch", key="attention_grid")
         export_buttons(fig, f"attention_{kind}_L{layer}_all_heads", tr)
+        with st.expander(tr("code.title")):
+            st.code(attention_snippet(choice.name, prompt, kind, layer, None, target), language="python")
         return
     head = head_col.selectbox(tr("attention.head"), heads, key=state.HEAD_KEY)
 
@@ -115,6 +124,38 @@ def render() -> None:
     export_buttons(fig, f"attention_{kind}_L{layer}H{head}", tr)
     with st.expander(tr("code.title")):
         st.code(attention_snippet(choice.name, prompt, kind, layer, head, target), language="python")
+
+
+def all_layers_view(tr, choice, chosen, kind: str, prompt: str, target) -> None:
+    """Every head of every layer (rows = layers), or of a range of layers when there are more
+    than ``MAX_PANELS`` heads in all (a deep model: the browser would draw hundreds of heatmaps)."""
+    n_layers, n_heads = chosen.n_layers, chosen.n_heads
+    per_view = max(1, MAX_PANELS // n_heads)
+    first, last = 0, n_layers - 1
+    if n_layers > per_view:
+        value = st.session_state.get(state.ATTN_LAYERS_KEY)
+        if value is not None and not (isinstance(value, (tuple, list)) and len(value) == 2
+                                      and 0 <= value[0] <= value[1] < n_layers):
+            del st.session_state[state.ATTN_LAYERS_KEY]  # a range of another model: back to the default
+        # value= (not a preset session state) makes it a range slider
+        first, last = st.select_slider(tr("attention.layer_range"), options=list(range(n_layers)),
+                                       value=(0, per_view - 1), key=state.ATTN_LAYERS_KEY,
+                                       help=tr("attention.layer_range_help", n=per_view))
+        if last - first + 1 > per_view:
+            st.info(tr("attention.layer_range_clipped", n=per_view, first=first, last=first + per_view - 1))
+            last = first + per_view - 1
+    shown = range(first, last + 1)
+    panels = chosen.patterns[first:last + 1].reshape(-1, *chosen.patterns.shape[2:])
+    title_key = "figure.all_title" if kind == "self" else f"figure.all_title.{kind}"
+    fig = head_grid(panels, chosen.query_tokens, chosen.key_tokens,
+                    titles=[f"L{layer}H{head}" for layer in shown for head in range(n_heads)],
+                    title=tr(title_key, first=first, last=last), columns=n_heads,
+                    query_label=tr("figure.query"), key_label=tr("figure.key"), weight_label=tr("figure.weight"))
+    st.caption(tr("attention.all_caption", n=len(shown) * n_heads))
+    st.plotly_chart(fig, width="stretch", key="attention_all")
+    export_buttons(fig, f"attention_{kind}_L{first}-L{last}_all_heads", tr)
+    with st.expander(tr("code.title")):
+        st.code(attention_snippet(choice.name, prompt, kind, None, None, target), language="python")
 
 
 def _go_to_head() -> None:
@@ -144,6 +185,8 @@ def detectors_view(tr, choice, prompt: str) -> None:
                         value_label=tr("attention.score"))
     st.plotly_chart(fig, width="stretch", key="detector_heatmap")
     export_buttons(fig, f"detector_{detector}", tr)
+    with st.expander(tr("code.title")):
+        st.code(detector_snippet(choice.name, prompt, detector), language="python")
     order = sorted(((float(values[l, h]), l, h) for l in range(values.shape[0]) for h in range(values.shape[1])),
                    reverse=True)
     options = [f"L{l}H{h}" for _, l, h in order[:10]]

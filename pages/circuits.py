@@ -20,7 +20,13 @@ from ui.circuits_view import (
 )
 from ui.figures import layer_bars, offset_lines, sweep_heatmap
 from ui.i18n import translator
-from ui.snippets import positional_snippet, svd_snippet
+from ui.snippets import (
+    composition_snippet,
+    copying_snippet,
+    head_circuits_snippet,
+    positional_snippet,
+    svd_snippet,
+)
 from ui.widgets import error_message, export_buttons, page_header
 from ui.navigation import leave_legacy_multipage_mode
 
@@ -61,6 +67,8 @@ def tokens_view(tr, choice, model, layer: int, head: int) -> None:
                        value_label=tr("circuits.logit"))
     st.plotly_chart(ov, width="stretch", key="ov_chart")
     export_buttons(ov, f"ov_L{layer}H{head}", tr)
+    with st.expander(tr("code.title")):
+        st.code(head_circuits_snippet(choice.name, layer, head, text), language="python")
 
 
 def positions_view(tr, choice, model, layer: int, head: int) -> None:
@@ -184,6 +192,8 @@ def render() -> None:
                             column_label=tr("attention.head"), value_label=tr("circuits.copying"))
         st.plotly_chart(fig, width="stretch", key="copying_chart")
         export_buttons(fig, "copying_scores", tr)
+        with st.expander(tr("code.title")):
+            st.code(copying_snippet(choice.name), language="python")
     with comp_tab:
         mode = st.radio(tr("circuits.mode"), ["Q", "K", "V"], index=1, key=C_MODE, horizontal=True)
         with st.spinner(tr("circuits.computing")):
@@ -196,6 +206,8 @@ def render() -> None:
                             column_label=tr("circuits.reader"), value_label=tr("circuits.above_baseline"))
         st.plotly_chart(fig, width="stretch", key="composition_chart")
         export_buttons(fig, f"composition_{mode}", tr)
+        with st.expander(tr("code.title")):
+            st.code(composition_snippet(choice.name, mode), language="python")
 
 
 render()

@@ -7,11 +7,16 @@ Thin: widgets -> ui.residual_view (pure, on circuits.residual) -> ui.figures.
 import streamlit as st
 
 from ui import state
-from ui.figures import layer_bars, logit_lens_heatmap, ranked_bars, sweep_heatmap
+from ui.figures import display_token, layer_bars, logit_lens_heatmap, rank_lines, ranked_bars, sweep_heatmap
 from ui.i18n import translator
 from ui.interventions import has_mlp
-from ui.residual_view import attribution_view, lens_view, neuron_attribution_view
-from ui.snippets import logit_lens_snippet, neuron_attribution_snippet
+from ui.residual_view import attribution_view, decomposition_view, lens_view, neuron_attribution_view
+from ui.snippets import (
+    attribution_snippet,
+    decomposition_snippet,
+    logit_lens_snippet,
+    neuron_attribution_snippet,
+)
 from ui.widgets import error_message, export_buttons, page_header, unknown_words_warning
 from ui.navigation import leave_legacy_multipage_mode
 
@@ -19,6 +24,7 @@ leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui
 
 R_PROMPT, R_TARGET, R_ANSWER, R_WRONG = "res_prompt", "res_target", "res_answer", "res_wrong"
 R_NEURON_LAYER, R_NEURON_K = "res_neuron_layer", "res_neuron_k"
+R_POSITION, R_GROUP = "res_position", "res_group"
 MAX_NEURONS_SHOWN = 50
 
 
@@ -53,6 +59,41 @@ def neuron_section(tr, choice, model, prompt: str, answer: str, wrong: str, view
         st.code(neuron_attribution_snippet(choice.name, prompt, answer, wrong, layer, k), language="python")
 
 
+def decomposition_section(tr, choice, model, prompt: str) -> None:
+    """The final residual at one position as the sum of what the embeddings, each head, each
+    MLP and the biases wrote (or summed per layer): each one's share along the residual."""
+    from ui.interventions import _tokens
+
+    try:
+        tokens = model.to_str_tokens(_tokens(model, prompt)[0])
+    except Exception as err:  # noqa: BLE001 - a message, never a traceback
+        st.error(error_message(tr, err, choice.label))
+        return
+    positions = [-1] + list(range(len(tokens)))  # -1: the last token, whatever the prompt's length
+    if st.session_state.get(R_POSITION) not in positions:
+        st.session_state[R_POSITION] = -1  # the prompt got shorter than the chosen position
+    a, b = st.columns(2)
+    position = a.selectbox(tr("interventions.position"), positions, key=R_POSITION,
+                           format_func=lambda i: tr("residual.last_position", position=f"{len(tokens) - 1}: "
+                                                    f"{tokens[-1]!r}") if i < 0 else f"{i}: {tokens[i]!r}")
+    state.set_default(R_GROUP, "component")
+    group = b.radio(tr("residual.group"), ["component", "layer"], key=R_GROUP, horizontal=True,
+                    format_func=lambda g: tr(f"residual.group.{g}"))
+    try:
+        view = decomposition_view(model, prompt, position, by_layer=group == "layer")
+    except Exception as err:  # noqa: BLE001
+        st.error(error_message(tr, err, choice.label))
+        return
+    st.caption(tr("residual.decomposition_identity", total=float(view.shares.sum()), norm=view.residual_norm,
+                  error=view.error))
+    fig = layer_bars(view.shares, view.labels, title=tr("residual.decomposition_title", position=display_token(view.position_label)),
+                     value_label=tr("residual.share"))
+    st.plotly_chart(fig, width="stretch", key="decomposition_chart")
+    export_buttons(fig, f"decomposition_pos{view.position}", tr)
+    with st.expander(tr("code.title")):
+        st.code(decomposition_snippet(choice.name, prompt, view.position, group == "layer"), language="python")
+
+
 def render() -> None:
     tr = translator(state.current_lang())
     header = page_header(tr, "residual")
@@ -62,7 +103,8 @@ def render() -> None:
     state.set_default(R_PROMPT, tr("residual.default_prompt"))
     prompt = st.text_area(tr("attention.prompt"), key=R_PROMPT, height=80)
     unknown_words_warning(tr, model, prompt)
-    lens_tab, dla_tab = st.tabs([tr("residual.tab_lens"), tr("residual.tab_dla")])
+    lens_tab, decomp_tab, dla_tab = st.tabs([tr("residual.tab_lens"), tr("residual.tab_decomposition"),
+                                             tr("residual.tab_dla")])
     with lens_tab:
         target = st.text_input(tr("residual.target"), key=R_TARGET, help=tr("residual.target_help"))
         try:
@@ -79,8 +121,15 @@ def render() -> None:
             )
             st.plotly_chart(fig, width="stretch", key="lens_chart")
             export_buttons(fig, "logit_lens", tr)
+            ranks = rank_lines(view.layer_labels, view.target_rank_last,
+                               title=tr("residual.rank_title", token=view.target), layer_label=tr("attention.layer"),
+                               rank_label=tr("residual.rank"))
+            st.plotly_chart(ranks, width="stretch", key="rank_chart")
+            export_buttons(ranks, "logit_lens_rank", tr)
             with st.expander(tr("code.title")):
                 st.code(logit_lens_snippet(choice.name, prompt, view.target), language="python")
+    with decomp_tab:
+        decomposition_section(tr, choice, model, prompt)
     with dla_tab:
         state.set_default(R_ANSWER, tr("residual.default_answer"))
         a, w = st.columns(2)
@@ -102,6 +151,8 @@ def render() -> None:
                               value_label=tr("residual.attribution"))
         st.plotly_chart(heads, width="stretch", key="dla_heads")
         export_buttons(heads, "dla_heads", tr)
+        with st.expander(tr("code.title")):
+            st.code(attribution_snippet(choice.name, prompt, answer, wrong), language="python")
         neuron_section(tr, choice, model, prompt, answer, wrong, view)
 
 

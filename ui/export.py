@@ -83,25 +83,49 @@ def _unescape(label: str) -> str:
 
 
 def to_csv(fig: go.Figure) -> str:
-    """The data of the figure's first heatmap as a table (rows = y labels, columns = x labels),
-    or of its first x/y trace as two columns. Labels are plain text (HTML escapes undone)."""
+    """The figure's data as a table, labels as plain text (HTML escapes undone).
+
+    One heatmap: a matrix (rows = y labels, columns = x labels). One x/y trace: two columns.
+    Several traces (the heads of a grid, two runs side by side): one long table with a row per
+    value, the trace's name first (``series, y, x, value`` for heatmaps, ``series, x, y`` else)."""
     if not fig.data:
         raise ExportError("the figure has no data to export")
-    trace = fig.data[0]
     out = io.StringIO()
     writer = csv.writer(out)
-    if getattr(trace, "z", None) is not None:
-        z = [list(row) for row in trace.z]
-        xs = [_unescape(str(x)) for x in (trace.x if trace.x is not None else range(len(z[0])))]
-        ys = [_unescape(str(y)) for y in (trace.y if trace.y is not None else range(len(z)))]
-        writer.writerow([""] + xs)
-        for y, row in zip(ys, z):
-            writer.writerow([y] + [f"{float(v):.6g}" for v in row])
-    else:
-        writer.writerow(["x", "y"])
-        for x, y in zip(trace.x, trace.y):
-            writer.writerow([_unescape(str(x)), y])
+    if len(fig.data) == 1:
+        trace = fig.data[0]
+        if getattr(trace, "z", None) is not None:
+            z, xs, ys = _heatmap_table(trace)
+            writer.writerow([""] + xs)
+            for y, row in zip(ys, z):
+                writer.writerow([y] + [_number(v) for v in row])
+        else:
+            writer.writerow(["x", "y"])
+            for x, y in zip(trace.x, trace.y):
+                writer.writerow([_unescape(str(x)), y])
+        return out.getvalue()
+    heatmaps = all(getattr(trace, "z", None) is not None for trace in fig.data)
+    writer.writerow(["series", "y", "x", "value"] if heatmaps else ["series", "x", "y"])
+    for i, trace in enumerate(fig.data):
+        name = _unescape(str(trace.name)) if trace.name is not None else str(i)
+        if getattr(trace, "z", None) is not None:
+            z, xs, ys = _heatmap_table(trace)
+            for y, row in zip(ys, z):
+                writer.writerows([name, y, x, _number(v)] for x, v in zip(xs, row))
+        else:
+            writer.writerows([name, _unescape(str(x)), _unescape(str(y))] for x, y in zip(trace.x, trace.y))
     return out.getvalue()
+
+
+def _number(v) -> str:
+    return f"{float(v):.6g}" if v is not None else ""
+
+
+def _heatmap_table(trace) -> tuple[list[list], list[str], list[str]]:
+    z = [list(row) for row in trace.z]
+    xs = [_unescape(str(x)) for x in (trace.x if trace.x is not None else range(len(z[0])))]
+    ys = [_unescape(str(y)) for y in (trace.y if trace.y is not None else range(len(z)))]
+    return z, xs, ys
 
 
 def export(fig: go.Figure, fmt: str) -> bytes:

@@ -188,6 +188,11 @@ def layer_bars(values: np.ndarray, labels: Sequence[str], *, title: str = "", va
     return fig
 
 
+def _unit(a: float, b: float) -> list[float]:
+    """An axis domain inside [0, 1] (float rounding can step just outside it)."""
+    return [min(1.0, max(0.0, round(a, 6))), min(1.0, max(0.0, round(b, 6)))]
+
+
 def head_grid(
     patterns: np.ndarray,
     query_tokens: Sequence[str],
@@ -200,31 +205,43 @@ def head_grid(
     weight_label: str = "Weight",
     columns: int = 4,
 ) -> go.Figure:
-    """Small multiples: one attention pattern ``[query, key]`` per head of ``patterns[head]``,
-    sharing one colour scale; hovering a cell shows its tokens and weight."""
-    from plotly.subplots import make_subplots
+    """Small multiples: one attention pattern ``[query, key]`` per panel of ``patterns[panel]``
+    (the heads of a layer, or every head of every layer), sharing one colour scale; hovering a
+    cell shows its panel, tokens and weight. Each trace is named after its panel (CSV export).
 
+    The axes are laid out here rather than with ``make_subplots``, which takes seconds for the
+    hundreds of panels of a deep model's every head."""
     patterns = np.asarray(patterns, dtype=float)
     key_tokens = query_tokens if key_tokens is None else key_tokens
     n = patterns.shape[0]
-    cols = min(columns, n)
+    cols = max(1, min(columns, n))
     rows = (n + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.03,
-                        vertical_spacing=0.08 if rows > 1 else 0.0)
+    h_gap = min(0.03, 0.3 / cols)
+    v_gap = min(0.08, 0.5 / rows) if rows > 1 else 0.0
+    width = (1.0 - h_gap * (cols - 1)) / cols
+    height = (1.0 - v_gap * (rows - 1)) / rows
     ys, xs = token_labels(query_tokens), token_labels(key_tokens)
+    traces, layout, annotations = [], {}, []
     for i in range(n):
-        fig.add_trace(
-            go.Heatmap(z=patterns[i], x=xs, y=ys, coloraxis="coloraxis",
-                       hovertemplate=f"{query_label}: %{{y}}<br>{key_label}: %{{x}}<br>{weight_label}: %{{z:.3f}}"
-                       f"<extra>{titles[i]}</extra>"),
-            row=i // cols + 1, col=i % cols + 1,
-        )
-    fig.update_layout(title=dict(text=title), coloraxis=dict(colorscale="Blues", cmin=0.0, cmax=1.0,
-                                                             colorbar=dict(title=dict(text=weight_label))),
-                      height=int(80 + 260 * rows), margin=dict(l=10, r=10, t=80, b=10))
-    fig.update_xaxes(showticklabels=False, type="category")
-    fig.update_yaxes(showticklabels=False, type="category", autorange="reversed")
-    return fig
+        r, c = divmod(i, cols)
+        suffix = "" if i == 0 else str(i + 1)
+        x0, y1 = c * (width + h_gap), 1.0 - r * (height + v_gap)
+        layout[f"xaxis{suffix}"] = dict(domain=_unit(x0, x0 + width), anchor=f"y{suffix}", showticklabels=False,
+                                        type="category")
+        layout[f"yaxis{suffix}"] = dict(domain=_unit(y1 - height, y1), anchor=f"x{suffix}", showticklabels=False,
+                                        type="category", autorange="reversed")
+        traces.append(go.Heatmap(
+            z=patterns[i], x=xs, y=ys, coloraxis="coloraxis", name=str(titles[i]), xaxis=f"x{suffix}",
+            yaxis=f"y{suffix}",
+            hovertemplate=f"{query_label}: %{{y}}<br>{key_label}: %{{x}}<br>{weight_label}: %{{z:.3f}}"
+            f"<extra>{titles[i]}</extra>"))
+        annotations.append(dict(text=str(titles[i]), x=x0 + width / 2, y=y1, xref="paper", yref="paper",
+                                xanchor="center", yanchor="bottom", showarrow=False,
+                                font=dict(size=11 if cols > 6 else 14)))
+    layout.update(annotations=annotations, title=dict(text=title),
+                  coloraxis=dict(colorscale="Blues", cmin=0.0, cmax=1.0, colorbar=dict(title=dict(text=weight_label))),
+                  height=int(80 + max(110, min(260, 1100 // cols)) * rows), margin=dict(l=10, r=10, t=80, b=10))
+    return go.Figure(data=traces, layout=layout)  # one validation pass (update_layout: seconds)
 
 
 def score_heatmap(values: np.ndarray, *, title: str = "", row_label: str = "", column_label: str = "",
@@ -274,4 +291,17 @@ def offset_lines(offsets: Sequence[int], series: Sequence[tuple[str, np.ndarray]
                       legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(title_text=offset_label)
     fig.update_yaxes(title_text=value_label)
+    return fig
+
+
+def rank_lines(layer_labels: Sequence[str], ranks: Sequence[int], *, title: str = "", layer_label: str = "",
+               rank_label: str = "") -> go.Figure:
+    """The rank of one token (1 = the top prediction) after each layer, on a log scale, so that
+    rank 4000 and rank 3 both read."""
+    fig = go.Figure(go.Scatter(x=list(layer_labels), y=[int(r) for r in ranks], mode="lines+markers+text",
+                               text=[str(int(r)) for r in ranks], textposition="top center",
+                               hovertemplate=f"{layer_label}: %{{x}}<br>{rank_label}: %{{y}}<extra></extra>"))
+    fig.update_layout(title=dict(text=title), height=360, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(title_text=layer_label, type="category")
+    fig.update_yaxes(title_text=rank_label, type="log", autorange="reversed")
     return fig

@@ -127,3 +127,46 @@ def neuron_attribution_view(model, prompt: str, answer: str, wrong: str = "", la
         total=float(values.sum()),
         d_mlp=int(values.shape[0]),
     )
+
+
+@dataclass(frozen=True)
+class DecompositionView:
+    """The final residual at one position as a sum of what each component wrote.
+
+    ``shares[i] = <c_i, r> / |r|^2``: the part of the residual ``r`` along its own direction that
+    component ``i`` wrote; the shares sum to 1 (``sum(c_i) == r``). ``norms[i] = |c_i|``."""
+
+    labels: list[str]  # components (embed, pos_embed, L0H0, ..., L0 MLP, L0 bias) or layers
+    shares: np.ndarray  # [component]
+    norms: np.ndarray  # [component]
+    residual_norm: float
+    error: float  # max |sum of components - residual| (float rounding only)
+    position: int
+    position_label: str
+
+
+def decomposition_view(model, prompt: str, position: int = -1, by_layer: bool = False) -> DecompositionView:
+    """``circuits.residual.decompose_residual`` of ``prompt`` at ``position`` (negative: from
+    the end), per component or summed per writing layer."""
+    from circuits.residual import decompose_residual
+
+    if model.cfg.family != "decoder":
+        raise PromptError("decoder_only")
+    tokens = _tokens(model, prompt)
+    n = tokens.shape[1]
+    if not -n <= position < n:
+        raise PromptError("position_out_of_range", n=n - 1)
+    d = decompose_residual(model, tokens, positions=[position])
+    components, labels = d.by_layer() if by_layer else (d.components, list(d.labels))
+    components = components[:, 0, 0].double()  # [component, d_model]
+    residual = d.residual[0, 0].double()
+    shares = components @ residual / residual.dot(residual).clamp_min(1e-30)
+    return DecompositionView(
+        labels=list(labels),
+        shares=shares.float().cpu().numpy(),
+        norms=components.norm(dim=-1).float().cpu().numpy(),
+        residual_norm=float(residual.norm()),
+        error=float((d.components[:, 0, 0].sum(0) - d.residual[0, 0]).abs().max()),
+        position=int(d.positions[0, 0]),
+        position_label=d.position_labels[0][0],
+    )

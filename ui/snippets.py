@@ -14,13 +14,15 @@ def _load(model_key: str) -> str:
     return f"from models import load_pretrained\n\nmodel = load_pretrained({model_key!r})\n"
 
 
-def attention_snippet(model_key: str, prompt: str, kind: str, layer: int, head: int,
+def attention_snippet(model_key: str, prompt: str, kind: str, layer: Optional[int], head: Optional[int],
                       target: Optional[str] = None) -> str:
-    """``pattern``: the ``[query, key]`` attention pattern of one head."""
+    """``pattern``: the ``[query, key]`` attention pattern of one head; with ``head`` None,
+    ``patterns``: every head of ``layer`` ``[head, query, key]``; with ``layer`` None too,
+    ``patterns``: every head of every layer ``[layer, head, query, key]``."""
     code = _load(model_key)
     if kind == "self":
         code += f"tokens = model.to_tokens({prompt!r})\n_, cache = model.run_with_cache(tokens)\n"
-        hook = f"blocks.{layer}.attn.hook_pattern"
+        hook = "blocks.{layer}.attn.hook_pattern"
     else:
         code += f"src = model.to_tokens({prompt!r})\n"
         if target and target.strip():
@@ -29,10 +31,18 @@ def attention_snippet(model_key: str, prompt: str, kind: str, layer: int, head: 
         else:
             code += "tgt = model.generate(src, max_new_tokens=48)  # the model's own greedy output\n"
         code += "_, cache = model.run_with_cache(src, tgt)\n"
-        hook = {"encoder": f"encoder.blocks.{layer}.attn.hook_pattern",
-                "decoder": f"decoder.blocks.{layer}.attn.hook_pattern",
-                "cross": f"decoder.blocks.{layer}.cross_attn.hook_pattern"}[kind]
-    code += f"pattern = cache[{hook!r}][0, {head}]  # [query, key]\n"
+        hook = {"encoder": "encoder.blocks.{layer}.attn.hook_pattern",
+                "decoder": "decoder.blocks.{layer}.attn.hook_pattern",
+                "cross": "decoder.blocks.{layer}.cross_attn.hook_pattern"}[kind]
+    if layer is None:
+        blocks = {"self": "model.blocks", "encoder": "model.encoder.blocks"}.get(kind, "model.decoder.blocks")
+        code += ("import torch\n\n"
+                 f"patterns = torch.stack([cache[f{hook!r}][0] for layer in range(len({blocks}))])  "
+                 "# [layer, head, query, key]\n")
+    elif head is None:
+        code += f"patterns = cache[{hook.format(layer=layer)!r}][0]  # [head, query, key]\n"
+    else:
+        code += f"pattern = cache[{hook.format(layer=layer)!r}][0, {head}]  # [query, key]\n"
     return code
 
 
@@ -165,4 +175,82 @@ def svd_snippet(model_key: str, layer: int, head: int, n_directions: int, k: int
         "S = svd.S  # every singular value of W_V W_O\n"
         "for i in range(svd.U.shape[1]):\n"
         "    print(i, float(S[i]), svd.read_top_labels[i], '->', svd.write_top_labels[i])\n"
+    )
+
+
+def _answer_args(answer: str, wrong: str) -> str:
+    wrong_arg = f", model.to_single_token({wrong!r})" if wrong and wrong.strip() else ""
+    return f"model.to_single_token({answer!r}){wrong_arg}"
+
+
+def attribution_snippet(model_key: str, prompt: str, answer: str, wrong: str = "") -> str:
+    """``per_layer``: the direct logit attribution of each layer's writes (embeddings first) at
+    the last position; ``heads``: ``[layer, head]``; the identity the page prints."""
+    return _load(model_key) + (
+        "from circuits.residual import direct_logit_attribution\n\n"
+        f"tokens = model.to_tokens({prompt!r})\n"
+        f"dla = direct_logit_attribution(model, tokens, {_answer_args(answer, wrong)})\n"
+        "per_layer, labels = dla.by_layer()\n"
+        "per_layer = per_layer[:, 0]  # [embed, L0, L1, ...]\n"
+        "heads = dla.heads()[..., 0]  # [layer, head]\n"
+        "print(float(dla.values[:, 0].sum()), float(dla.constant[0]), float(dla.logit[0]))  # sum + constant = logit\n"
+    )
+
+
+def decomposition_snippet(model_key: str, prompt: str, position: int, by_layer: bool) -> str:
+    """``shares``: each component's (or layer's) part of the final residual along its own
+    direction at ``position`` (they sum to 1); ``norms``: the norm of what each wrote."""
+    grouped = ("components, labels = d.by_layer()  # summed per writing layer\n" if by_layer else
+               "components, labels = d.components, d.labels  # embeddings, each head, each MLP, biases\n")
+    return _load(model_key) + (
+        "from circuits.residual import decompose_residual\n\n"
+        f"d = decompose_residual(model, model.to_tokens({prompt!r}), positions=[{position}])\n"
+        + grouped +
+        "c, r = components[:, 0, 0].double(), d.residual[0, 0].double()  # sum(c) == r\n"
+        "shares = c @ r / r.dot(r)\n"
+        "norms = c.norm(dim=-1)\n"
+    )
+
+
+def detector_snippet(model_key: str, prompt: str, detector: str) -> str:
+    """``scores``: ``[layer, head]`` scores of one head detector on ``prompt``."""
+    return _load(model_key) + (
+        "from circuits.heads import head_detector_scores\n\n"
+        f"result = head_detector_scores(model, model.to_tokens({prompt!r}))\n"
+        f"scores = result.scores[{detector!r}]  # [layer, head]\n"
+    )
+
+
+def head_circuits_snippet(model_key: str, layer: int, head: int, text: str) -> str:
+    """``qk``: the full QK circuit ``[query token, key token]`` (scaled to attention logits) and
+    ``ov``: the full OV circuit ``[source token, output logit]`` of one head, on the distinct
+    tokens of ``text``."""
+    return _load(model_key) + (
+        "from circuits.qk_ov import ov_circuit, token_qk_circuit\n\n"
+        "special = set(model.tokenizer.all_special_ids)\n"
+        f"ids = [i for i in dict.fromkeys(model.to_tokens({text!r}, prepend_bos=False)[0].tolist()) if i not in special]\n"
+        "ids = ids[:40]  # the distinct tokens of the text, as the page shows them\n"
+        f"qk = token_qk_circuit(model, {layer}, head={head}, query_tokens=ids, key_tokens=ids, scaled=True).values\n"
+        f"ov = ov_circuit(model, {layer}, head={head}, src_tokens=ids, out_tokens=ids).values\n"
+    )
+
+
+def copying_snippet(model_key: str) -> str:
+    """``scores``: the eigenvalue copying score of every head, ``[layer, head]``."""
+    return _load(model_key) + (
+        "from circuits.qk_ov import copying_scores\n\n"
+        "scores = copying_scores(model)  # Re(sum of eigenvalues) / sum of |eigenvalues| of W_E W_OV W_U\n"
+    )
+
+
+def composition_snippet(model_key: str, mode: str) -> str:
+    """``scores``: ``mode``-composition of every earlier head into every later one, with the
+    random baseline it is compared with."""
+    return _load(model_key) + (
+        "import torch\n"
+        "from circuits.composition import composition_scores\n\n"
+        f"result = composition_scores(model, {mode!r})\n"
+        "scores = torch.where(result.valid, result.scores, torch.nan)  # [layer, head, layer, head]: writer, reader\n"
+        "print(result.baseline.mean, result.baseline.std)  # random matrices of the same shapes\n"
+        "print(result.top(5))\n"
     )

@@ -362,3 +362,62 @@ def test_layer_grid_and_detectors_views(tmp_path: Path) -> None:
     assert at.radio(key=state.ATTN_VIEW_KEY).value == "head"
     (spec,) = charts(at)
     assert spec["layout"]["title"]["text"] == t("figure.title", "en", layer=int(best[0]), head=int(best[1]))
+
+
+def test_all_layers_view_shows_every_head_of_every_layer() -> None:
+    """One panel per (layer, head), in order, each equal to that head's pattern; the snippet
+    shown under it is the one of the all-layers view."""
+    model = models.load_pretrained("induction-2l")
+    prompt = "gato azul tren queso gato azul tren queso"
+    at = new_app("es")
+    at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    at.run()
+    at.text_area(key=state.PROMPT_KEY).input(prompt).run()
+    at.radio(key=state.ATTN_VIEW_KEY).set_value("all").run()
+    assert_no_exception(at)
+    assert not at.error
+    (spec,) = charts(at)
+    expected = compute_attention_patterns(model, prompt)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    assert [trace["name"] for trace in spec["data"]] == [f"L{l}H{h}" for l in range(L) for h in range(H)]
+    for i, trace in enumerate(spec["data"]):
+        np.testing.assert_allclose(plotly_array(trace["z"]), expected.head(i // H, i % H), atol=1e-6)
+    assert spec["layout"]["title"]["text"] == t("figure.all_title", "es", first=0, last=L - 1)
+    assert any("torch.stack" in c.value for c in at.code)
+
+
+def test_all_layers_view_of_cross_attention() -> None:
+    model = models.load_pretrained("translator-es-en")
+    source = "el gato negro come el pescado"
+    at = new_app("en")
+    at.session_state[state.MODEL_NAME_KEY] = "translator-es-en"
+    at.run()
+    at.text_area(key=state.PROMPT_KEY).input(source).run()
+    at.radio(key=state.ATTN_KIND_KEY).set_value("cross").run()
+    at.radio(key=state.ATTN_VIEW_KEY).set_value("all").run()
+    assert_no_exception(at)
+    assert not at.error
+    (spec,) = charts(at)
+    cross = compute_attention_patterns(model, source)["cross"]
+    assert len(spec["data"]) == cross.n_layers * cross.n_heads
+    last = spec["data"][-1]
+    np.testing.assert_allclose(plotly_array(last["z"]), cross.head(cross.n_layers - 1, cross.n_heads - 1), atol=1e-6)
+
+
+def test_all_layers_view_of_a_deep_model_shows_a_range(tmp_path: Path) -> None:
+    """40 layers x 4 heads is more than the page draws at once: a layer range picks which."""
+    from tests.hf_reference import save_random_hf_model
+
+    folder = save_random_hf_model("llama", tmp_path / "deep", num_hidden_layers=40)
+    at = open_folder(new_app("en"), folder)
+    at.radio(key=state.ATTN_VIEW_KEY).set_value("all").run()
+    assert_no_exception(at)
+    (spec,) = charts(at)
+    assert len(spec["data"]) == 36 * 4 and spec["data"][-1]["name"] == "L35H3"
+    at.select_slider(key=state.ATTN_LAYERS_KEY).set_range(30, 39).run()
+    assert_no_exception(at)
+    (spec,) = charts(at)
+    assert [trace["name"] for trace in spec["data"]][:1] == ["L30H0"] and len(spec["data"]) == 40
+    at.select_slider(key=state.ATTN_LAYERS_KEY).set_range(0, 39).run()  # too many: clipped, with a message
+    assert_no_exception(at)
+    assert len(charts(at)[0]["data"]) == 36 * 4 and at.info

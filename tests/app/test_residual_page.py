@@ -169,3 +169,43 @@ def test_attention_only_model_gets_an_info_line(lang):
     assert not at.exception and not at.error
     assert t("residual.no_neurons", lang, name="induction-2l") in [i.value for i in at.info]
     assert t("residual.neurons_title", lang, k=10, layer=0) not in charts(at)
+
+
+# ----------------------------------------------------------------------------- rank and decomposition
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_rank_chart_and_decomposition_tab(lang, model):
+    """The lens's rank line is the view's rank; the decomposition's bars are the components' shares
+    of the final residual (they sum to 1, the identity the caption prints), per component or per
+    layer, at the chosen position."""
+    from ui.residual_view import decomposition_view
+
+    at = open_page(lang)
+    at.text_area(key="res_prompt").input(PROMPT).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    lens = lens_view(model, PROMPT)
+    ranks = charts(at)[t("residual.rank_title", lang, token=lens.target)]
+    assert [int(v) for v in plotly_array(ranks["data"][0]["y"])] == lens.target_rank_last
+
+    view = decomposition_view(model, PROMPT, -1)
+    title = t("residual.decomposition_title", lang, position=view.position_label)
+    bars = charts(at)[title]
+    assert list(bars["data"][0]["x"]) == view.labels and "L1H3" in view.labels
+    np.testing.assert_allclose(plotly_array(bars["data"][0]["y"]), view.shares, atol=1e-6)
+    assert float(view.shares.sum()) == pytest.approx(1.0, abs=1e-5) and view.error < 1e-4
+    assert t("residual.decomposition_identity", lang, total=float(view.shares.sum()), norm=view.residual_norm,
+             error=view.error) in [c.value for c in at.caption]
+
+    at.selectbox(key="res_position").set_value(2).run()
+    at.radio(key="res_group").set_value("layer").run()
+    assert not at.exception and not at.error
+    view = decomposition_view(model, PROMPT, 2, by_layer=True)
+    bars = charts(at)[t("residual.decomposition_title", lang, position=view.position_label)]
+    assert list(bars["data"][0]["x"]) == ["embed", "L0", "L1"]
+    np.testing.assert_allclose(plotly_array(bars["data"][0]["y"]), view.shares, atol=1e-6)
+
+    at.text_area(key="res_prompt").input("gato").run()  # shorter than the chosen position: back to the last
+    assert not at.exception and not at.error
+    assert at.selectbox(key="res_position").value == -1
+    view = decomposition_view(model, "gato", -1, by_layer=True)
+    assert t("residual.decomposition_title", lang, position=view.position_label) in charts(at)
+    assert view.position_label == "1: gato"

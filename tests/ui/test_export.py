@@ -84,3 +84,34 @@ def test_command_line_errors(tmp_path, capsys):
     assert "layer must be 0..1" in capsys.readouterr().err
     assert main(["--model", "induction-2l", "--prompt", "gato", "--kind", "cross", "-o", str(tmp_path / "x.png")]) == 2
     assert set(FORMATS) == {"png", "svg", "html", "csv"}
+
+
+def test_csv_of_a_grid_holds_every_panel():
+    """Several heatmaps (all heads of a layer): one long table with every head's weights."""
+    from ui.figures import head_grid
+
+    model = models.load_pretrained("induction-2l")
+    patterns = compute_attention_patterns(model, PROMPT)
+    tokens = ["<bos>"] + list(patterns.str_tokens[1:])
+    fig = head_grid(patterns.patterns[1], tokens, titles=[f"H{h}" for h in range(4)])
+    rows = list(csv.reader(io.StringIO(to_csv(fig))))
+    assert rows[0] == ["series", "y", "x", "value"]
+    body = rows[1:]
+    n = len(tokens)
+    assert len(body) == 4 * n * n
+    for h in range(4):
+        cells = [r for r in body if r[0] == f"H{h}"]
+        values = np.array([float(r[3]) for r in cells]).reshape(n, n)
+        np.testing.assert_allclose(values, patterns.head(1, h), atol=1e-5)
+        assert cells[1][1:3] == ["0: <bos>", "1: gato"]  # (query, key) labels in plain text
+
+
+def test_csv_of_two_bar_series():
+    from ui.figures import prediction_bars
+
+    fig = prediction_bars((["a", "<b>"], [0.6, 0.3]), (["c", "a"], [0.5, 0.2]), clean_label="normal",
+                          ablated_label="ablated")
+    rows = list(csv.reader(io.StringIO(to_csv(fig))))
+    assert rows[0] == ["series", "x", "y"]
+    assert rows[1:] == [["normal", "0.6", "'a'"], ["normal", "0.3", "'<b>'"], ["ablated", "0.5", "'c'"],
+                        ["ablated", "0.2", "'a'"]]

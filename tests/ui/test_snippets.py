@@ -35,6 +35,24 @@ def test_attention_snippet_decoder():
     np.testing.assert_allclose(as_np(ns["pattern"]), expected, atol=1e-6)
 
 
+def test_attention_snippets_of_a_layer_and_of_every_layer():
+    model = models.load_pretrained("induction-2l")
+    expected = compute_attention_patterns(model, PROMPT).patterns  # [layer, head, query, key]
+    ns = run(attention_snippet("induction-2l", PROMPT, "self", 1, None))
+    np.testing.assert_allclose(as_np(ns["patterns"]), expected[1], atol=1e-6)
+    ns = run(attention_snippet("induction-2l", PROMPT, "self", None, None))
+    np.testing.assert_allclose(as_np(ns["patterns"]), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
+def test_every_layer_snippet_of_each_encoder_decoder_kind(kind):
+    model = models.load_pretrained("translator-es-en")
+    source = "el gato negro come el pescado"
+    expected = compute_attention_patterns(model, source, target="the black cat")[kind].patterns
+    ns = run(attention_snippet("translator-es-en", source, kind, None, None, "the black cat"))
+    np.testing.assert_allclose(as_np(ns["patterns"]), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("target", [None, "the black cat"])
 def test_attention_snippet_encoder_decoder(target):
     model = models.load_pretrained("translator-es-en")
@@ -159,3 +177,67 @@ def test_svd_snippet():
     ns = run(svd_snippet("induction-2l", 1, 3, 3, 8))
     np.testing.assert_allclose(as_np(ns["S"]), view.singular_values, rtol=1e-6)
     assert ns["svd"].read_top_labels == view.read_top and ns["svd"].write_top_labels == view.write_top
+
+
+# ----------------------------------------------------------------------------- residual, circuits, detectors
+@pytest.mark.parametrize("wrong", ["", " perro"])
+def test_attribution_snippet(wrong):
+    from ui.residual_view import attribution_view
+    from ui.snippets import attribution_snippet
+
+    model = models.load_pretrained("induction-2l")
+    view = attribution_view(model, PROMPT, " tren", wrong)
+    ns = run(attribution_snippet("induction-2l", PROMPT, " tren", wrong))
+    np.testing.assert_allclose(as_np(ns["per_layer"]), view.per_layer, atol=1e-5)
+    np.testing.assert_allclose(as_np(ns["heads"]), view.heads, atol=1e-5)
+    assert float(ns["dla"].logit[0]) == pytest.approx(view.logit, abs=1e-5)
+
+
+@pytest.mark.parametrize("by_layer", [False, True])
+def test_decomposition_snippet(by_layer, tiny_gpt2_dir):
+    from ui.residual_view import decomposition_view
+    from ui.snippets import decomposition_snippet
+
+    model = models.load_pretrained(str(tiny_gpt2_dir))
+    prompt = "The cat sat on the mat"
+    view = decomposition_view(model, prompt, 3, by_layer=by_layer)
+    ns = run(decomposition_snippet(str(tiny_gpt2_dir), prompt, view.position, by_layer))
+    np.testing.assert_allclose(as_np(ns["shares"]), view.shares, atol=1e-6)
+    np.testing.assert_allclose(as_np(ns["norms"]), view.norms, rtol=1e-5)
+    assert list(ns["labels"]) == view.labels
+    assert float(ns["shares"].sum()) == pytest.approx(1.0, abs=1e-5)  # the identity the page prints
+
+
+def test_detector_snippet():
+    from ui.patterns import detector_scores
+    from ui.snippets import detector_snippet
+
+    model = models.load_pretrained("induction-2l")
+    expected = detector_scores(model, PROMPT)
+    for name in ("induction", "previous_token"):
+        ns = run(detector_snippet("induction-2l", PROMPT, name))
+        np.testing.assert_allclose(as_np(ns["scores"]), expected[name], atol=1e-6)
+
+
+def test_head_circuits_snippet():
+    from ui.circuits_view import head_circuits_view
+    from ui.snippets import head_circuits_snippet
+
+    model = models.load_pretrained("induction-2l")
+    view = head_circuits_view(model, 1, 3, PROMPT)
+    ns = run(head_circuits_snippet("induction-2l", 1, 3, PROMPT))
+    np.testing.assert_allclose(as_np(ns["qk"]), view.qk, atol=1e-5)
+    np.testing.assert_allclose(as_np(ns["ov"]), view.ov, atol=1e-5)
+
+
+def test_copying_and_composition_snippets():
+    from ui.circuits_view import composition_view, copying_view
+    from ui.snippets import composition_snippet, copying_snippet
+
+    model = models.load_pretrained("induction-2l")
+    np.testing.assert_allclose(as_np(run(copying_snippet("induction-2l"))["scores"]), copying_view(model), atol=1e-6)
+    view = composition_view(model, "K")
+    ns = run(composition_snippet("induction-2l", "K"))
+    scores = as_np(ns["scores"])
+    np.testing.assert_allclose(scores.reshape(view.matrix.shape), view.matrix, atol=1e-6)
+    assert float(ns["result"].baseline.mean) == pytest.approx(view.baseline_mean)
