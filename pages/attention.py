@@ -29,7 +29,7 @@ def render() -> None:
         loaded = state.load_selected_model(tr)
     if loaded.error:
         st.error(loaded.error)
-        state.set_prompt_default(tr("attention.default_prompt"))
+        state.set_prompt_default(tr("attention.default_prompt"))  # no model: nothing to fit
         # keep the prompt box (and what the user typed) while they fix the model choice
         st.text_area(tr("attention.prompt"), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
         return
@@ -50,7 +50,8 @@ def render() -> None:
         )
     )
 
-    state.set_prompt_default(tr("attention.default_source" if seq2seq else "attention.default_prompt"))
+    state.set_text_default(state.PROMPT_KEY, tr, "attention.default_source" if seq2seq else "attention.default_prompt",
+                           choice.name)
     prompt_label = "attention.source" if seq2seq else "attention.prompt"
     prompt = st.text_area(tr(prompt_label), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
     target = None

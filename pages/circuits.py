@@ -50,7 +50,7 @@ def _composition(model_key: str, mode: str):
 
 def tokens_view(tr, choice, model, layer: int, head: int) -> None:
     """Full QK and OV circuits of one head on the tokens of a text."""
-    state.set_default(C_TOKENS, tr("circuits.default_tokens"))
+    state.set_text_default(C_TOKENS, tr, "circuits.default_tokens", choice.name)
     text = st.text_input(tr("circuits.tokens"), key=C_TOKENS, help=tr("circuits.tokens_help"))
     try:
         view = head_circuits_view(model, layer, head, text)
@@ -86,7 +86,7 @@ def positions_view(tr, choice, model, layer: int, head: int) -> None:
     n = int(st.number_input(tr(label), min_value=2, max_value=top, step=1, key=C_POSITIONS))
     probe = ""
     if kind == "rotary":
-        state.set_default(C_PROBE, tr("circuits.default_probe"))
+        state.set_text_default(C_PROBE, tr, "circuits.default_probe", choice.name)
         probe = st.text_input(tr("circuits.probe"), key=C_PROBE, help=tr("circuits.probe_help"))
     try:
         view = positional_view(model, layer, head, n, probe)

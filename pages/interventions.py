@@ -28,7 +28,7 @@ def ablation_tab(tr, choice, model) -> None:
 
     abl_layers, abl_neurons = "abl_layers", "abl_neurons"
     cfg = model.cfg
-    state.set_default(ABL_PROMPT, tr("interventions.default_prompt"))
+    state.set_text_default(ABL_PROMPT, tr, "interventions.default_prompt", choice.name)
     prompt = st.text_area(tr("attention.prompt"), key=ABL_PROMPT, height=80)
     unknown_words_warning(tr, model, prompt)
     names, whole = head_names(cfg), layer_names(cfg)
@@ -48,6 +48,7 @@ def ablation_tab(tr, choice, model) -> None:
                     format_func=lambda k: tr(f"interventions.kind.{k}"))
     reference = ""
     if kind != "zero":
+        state.set_text_default(ABL_REF, tr, None, choice.name)
         reference = st.text_input(tr("interventions.reference"), key=ABL_REF, help=tr("interventions.reference_help"))
     try:
         out = ablation_predictions(model, prompt, heads, kind, reference, layers=layers, neurons=neurons)
@@ -78,7 +79,7 @@ def ablation_tab(tr, choice, model) -> None:
 def patching_tab(tr, choice, model) -> None:
     for key, default in ((P_CLEAN, "interventions.default_clean"), (P_CORRUPT, "interventions.default_corrupted"),
                          (P_ANSWER, "interventions.default_answer"), (P_WRONG, "interventions.default_wrong")):
-        state.set_default(key, tr(default))
+        state.set_text_default(key, tr, default, choice.name)
     st.caption(tr("interventions.patch_intro"))
     clean = st.text_input(tr("interventions.clean"), key=P_CLEAN)
     corrupted = st.text_input(tr("interventions.corrupted"), key=P_CORRUPT)

@@ -28,7 +28,7 @@ def render() -> None:
     cfg = model.cfg
     st.markdown(f"**{cfg.model_name or choice.label}** · {family_label(tr, cfg.family)} · {summary_text(tr, cfg.summary())}")
     default = "attention.default_source" if cfg.family == "encoder-decoder" else "attention.default_prompt"
-    state.set_default(M_PROMPT, tr(default))
+    state.set_text_default(M_PROMPT, tr, default, choice.name)
     prompt = st.text_input(tr("model.prompt"), key=M_PROMPT, help=tr("model.prompt_help"))
     try:
         rows = stages(model, prompt)

@@ -100,7 +100,7 @@ def render() -> None:
     if header is None:
         return
     choice, model = header
-    state.set_default(R_PROMPT, tr("residual.default_prompt"))
+    state.set_text_default(R_PROMPT, tr, "residual.default_prompt", choice.name)
     prompt = st.text_area(tr("attention.prompt"), key=R_PROMPT, height=80)
     unknown_words_warning(tr, model, prompt)
     lens_tab, decomp_tab, dla_tab = st.tabs([tr("residual.tab_lens"), tr("residual.tab_decomposition"),
@@ -131,7 +131,8 @@ def render() -> None:
     with decomp_tab:
         decomposition_section(tr, choice, model, prompt)
     with dla_tab:
-        state.set_default(R_ANSWER, tr("residual.default_answer"))
+        state.set_text_default(R_ANSWER, tr, "residual.default_answer", choice.name)
+        state.set_text_default(R_WRONG, tr, None, choice.name)
         a, w = st.columns(2)
         answer = a.text_input(tr("interventions.answer"), key=R_ANSWER, help=tr("interventions.token_help"))
         wrong = w.text_input(tr("residual.wrong_optional"), key=R_WRONG, help=tr("interventions.token_help"))

@@ -62,3 +62,16 @@ def leave_legacy_multipage_mode() -> None:
         )
     )
     st.empty()  # a yield point: the script runner acts on the rerun request here
+
+
+def open_default_page_by_name(url_path: str) -> None:
+    """Let ``/<url_path>`` open the default page. ``st.navigation`` serves the default page at
+    ``/`` only, so a link to ``/attention`` (the page's own name, which a teacher may hand out,
+    and the one the legacy mode gives it) would pop up "Page not found" before falling back to
+    it. Call before ``st.navigation``: a request for that name becomes a request for ``/``."""
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return
+    pages = ctx.pages_manager
+    if not pages.intended_page_script_hash and pages.intended_page_name == url_path:
+        pages.set_script_intent("", "")

@@ -82,3 +82,36 @@ def unknown_words(model, text: str) -> list[str]:
         if token_id == unk and text[start:end] not in words:
             words.append(text[start:end])
     return words
+
+
+# Demo texts per shipped model and text box (widget key): words the model knows and a behaviour
+# it shows. A box without an entry gets the page's translated default (English text, which
+# SmolLM2 and MiniLM read). The induction model knows 478 short words (models/zoo/induction-2l);
+# on "gato azul tren queso gato azul tren" its induction heads predict "queso", and the
+# corrupted text, whose first copy has "perro", makes them predict "perro" instead.
+_INDUCTION = "gato azul tren queso gato azul tren"
+DEMO_TEXTS: dict[str, dict[str, str]] = {
+    "induction-2l": {
+        "prompt": "gato azul tren queso luna gato azul tren queso luna",
+        "model_prompt": _INDUCTION,
+        "abl_prompt": _INDUCTION,
+        "abl_reference": "perro rojo casa pan sol perro rojo",
+        "p_clean": _INDUCTION,
+        "p_corrupted": "gato azul tren perro gato azul tren",
+        "p_answer": " queso",
+        "p_wrong": " perro",
+        "res_prompt": _INDUCTION,
+        "res_answer": " queso",
+        "res_wrong": " perro",
+        "c_tokens": "gato azul tren queso perro luna",
+    },
+    "translator-es-en": {
+        "prompt": "el gato negro come el pescado",
+        "model_prompt": "el gato negro come el pescado",
+    },
+}
+
+
+def demo_text(model_name: str | None, key: str) -> str | None:
+    """The demo text of ``model_name`` for the text box ``key``, or None."""
+    return DEMO_TEXTS.get(model_name or "", {}).get(key)

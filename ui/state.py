@@ -52,24 +52,33 @@ def current_lang() -> str:
     return lang if lang in LANGUAGES else DEFAULT_LANG
 
 
+_DEFAULTS = "_widget_defaults"  # key -> the default this session last placed in that widget
+
+
 def set_default(key: str, value: Any) -> None:
-    """Give a keyed widget its first value (instead of ``value=``, which would
-    conflict with the key once the user has typed something)."""
-    if key not in st.session_state:
-        st.session_state[key] = value
+    """Give a keyed widget its default (instead of ``value=``, which would conflict with the key
+    once the user has typed something). A value the user never changed (still the default placed
+    before) follows a new default, e.g. another model's demo text or the other language; a value
+    of the user's own is never replaced."""
+    ss = st.session_state
+    placed = ss.setdefault(_DEFAULTS, {})
+    if key not in ss or (key in placed and ss[key] == placed[key]):
+        ss[key] = value
+    placed[key] = value
 
 
-_PROMPT_DEFAULT = "_prompt_default"
+def set_text_default(key: str, tr: Callable[..., str], tr_key: Optional[str], model_name: Optional[str]) -> None:
+    """:func:`set_default` with the model's own demo text for this box (``ui.prompts.DEMO_TEXTS``:
+    words the model knows, a behaviour it shows), else the translated ``tr_key`` (None: empty)."""
+    from ui.prompts import demo_text
+
+    demo = demo_text(model_name, key)
+    set_default(key, demo if demo is not None else (tr(tr_key) if tr_key else ""))
 
 
 def set_prompt_default(default: str) -> None:
-    """Give the prompt box ``default`` unless the user has typed something of their own: a
-    prompt still equal to the previous default follows the model (a Spanish source sentence for
-    the translator, an English prompt for a decoder); a typed prompt is never replaced."""
-    ss = st.session_state
-    if PROMPT_KEY not in ss or ss[PROMPT_KEY] == ss.get(_PROMPT_DEFAULT):
-        ss[PROMPT_KEY] = default
-    ss[_PROMPT_DEFAULT] = default
+    """The attention page's prompt box (shared by the encoder-decoder's source text)."""
+    set_default(PROMPT_KEY, default)
 
 
 def keep_in_options(key: str, options: list) -> None:

@@ -421,3 +421,49 @@ def test_all_layers_view_of_a_deep_model_shows_a_range(tmp_path: Path) -> None:
     at.select_slider(key=state.ATTN_LAYERS_KEY).set_range(0, 39).run()  # too many: clipped, with a message
     assert_no_exception(at)
     assert len(charts(at)[0]["data"]) == 36 * 4 and at.info
+
+
+def test_demo_texts_follow_the_model_and_typed_text_stays(tiny_gpt2_dir: Path) -> None:
+    """A shipped model opens with its own demo text; another model brings its own default while
+    the box still holds the untouched default; a text the user typed is never replaced."""
+    from ui.prompts import DEMO_TEXTS
+
+    at = new_app("es")
+    at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    at.run()
+    assert at.text_area(key=state.PROMPT_KEY).value == DEMO_TEXTS["induction-2l"]["prompt"]
+    assert not at.warning  # every word of the demo text is known to the model
+    at.text_input(key=state.MODEL_FOLDER_KEY).input(str(tiny_gpt2_dir)).run()
+    assert at.text_area(key=state.PROMPT_KEY).value == t("attention.default_prompt", "es")
+    at.text_input(key=state.MODEL_FOLDER_KEY).input("").run()
+    assert at.text_area(key=state.PROMPT_KEY).value == DEMO_TEXTS["induction-2l"]["prompt"]
+    at.text_area(key=state.PROMPT_KEY).input("perro gato perro gato").run()
+    at.text_input(key=state.MODEL_FOLDER_KEY).input(str(tiny_gpt2_dir)).run()
+    assert at.text_area(key=state.PROMPT_KEY).value == "perro gato perro gato"
+    assert_no_exception(at)
+
+
+@pytest.mark.parametrize("name", ["induction-2l", "translator-es-en"])
+def test_demo_texts_use_words_the_model_knows(name: str) -> None:
+    from ui.prompts import DEMO_TEXTS, unknown_words
+
+    model = models.load_pretrained(name)
+    for key, text in DEMO_TEXTS[name].items():
+        assert unknown_words(model, text) == [], (key, text)
+        if key in ("p_answer", "p_wrong", "res_answer", "res_wrong"):
+            model.to_single_token(text)  # one token, as the pages require
+
+
+def test_induction_demo_shows_induction() -> None:
+    """The demo pair of the patching tab really contrasts: the clean text predicts its answer,
+    the corrupted one its wrong answer (the first copy decides what the induction heads copy)."""
+    from ui.interventions import patching_sweep
+    from ui.prompts import DEMO_TEXTS
+
+    demo = DEMO_TEXTS["induction-2l"]
+    model = models.load_pretrained("induction-2l")
+    sweep = patching_sweep(model, demo["p_clean"], demo["p_corrupted"], demo["p_answer"], demo["p_wrong"], "head_out")
+    assert sweep.clean > 2 and sweep.corrupted < -2
+    for key in ("abl_prompt", "res_prompt"):
+        logits = model(model.to_tokens(demo[key]))[0, -1]
+        assert int(logits.argmax()) == model.to_single_token(demo["res_answer"])

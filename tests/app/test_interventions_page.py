@@ -66,6 +66,8 @@ def test_mean_ablation_needs_a_reference():
     at.text_area(key="abl_prompt").input(CLEAN).run()
     at.multiselect(key="abl_heads").select("L1H3").run()
     at.radio(key="abl_kind").set_value("mean").run()
+    assert not at.error  # the shipped model's demo reference text
+    at.text_input(key="abl_reference").input("").run()
     assert [e.value for e in at.error] == [t("error.no_reference", "en")]
     at.text_input(key="abl_reference").input("rojo verde mesa silla casa perro").run()
     assert not at.error and len(at.get("plotly_chart")) == 1
@@ -209,6 +211,8 @@ def test_nothing_ablated_shows_the_normal_predictions(lang, model):
     clean, _, _ = direct(model, CLEAN, [])
     np.testing.assert_allclose(shown, clean, rtol=1e-6)
     assert t("interventions.loss_ablated", lang) not in [m.label for m in at.metric]
+    at.text_input(key="abl_reference").input("").run()
+    assert not at.error
     at.multiselect(key="abl_layers").select("ATTN0").run()  # something ablated: the reference is needed again
     assert [e.value for e in at.error] == [t("error.no_reference", lang)]
 

@@ -45,6 +45,7 @@ def test_lens_and_attribution_render_the_views_numbers(lang, model):
     at = open_page(lang)
     at.text_area(key="res_prompt").input(PROMPT).run()
     at.text_input(key="res_answer").input(" tren").run()
+    at.text_input(key="res_wrong").input("").run()  # the demo's wrong answer: off (the answer's own logit)
     assert not at.exception and not at.error, [e.value for e in at.error]
     lens = lens_view(model, PROMPT)
     assert lens.target == "tren" and lens.top_tokens[-1][-1] == "tren"  # induction: the next copy

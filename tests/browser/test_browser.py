@@ -253,3 +253,39 @@ def test_export_and_ablation_in_browser(page, server_url: str, tmp_path: Path) -
     expect(page.get_by_text(t("interventions.loss_ablated", "es"), exact=True)).to_be_visible()
     shots("ablation_L1H3")
     assert_no_traceback(page)
+
+
+PAGE_PATHS = ("model", "attention", "residual", "circuits", "interventions")
+
+
+def test_every_page_by_its_link_in_both_languages(server_url: str, tmp_path: Path) -> None:
+    """A teacher hands out links: each ``/<page>`` (and ``/``) opens its page in a fresh browser
+    session, with no "page not found" dialog, no error and no traceback, in Spanish and, after
+    the language switch, in English."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for path in ("",) + PAGE_PATHS + ("attention",):  # twice: not only the process's first run
+                context = browser.new_context(viewport={"width": 1400, "height": 1100})
+                page = context.new_page()
+                page.set_default_timeout(UI_TIMEOUT_MS)
+                page.goto(f"{server_url}/{path}")
+                stem = path or "attention"
+                expect(page.get_by_role("heading", name=t(f"{stem}.title", "es"))).to_be_visible()
+                wait_until_idle(page)
+                assert page.locator('[role="dialog"]').count() == 0, f"/{path}: a dialog popped up"
+                assert page.locator('[data-testid="stException"]').count() == 0, path
+                assert page.locator('[data-testid="stAlertContentError"]').count() == 0, path
+                assert_no_traceback(page)
+                page.get_by_text("English", exact=True).click()
+                expect(page.get_by_role("heading", name=t(f"{stem}.title", "en"))).to_be_visible()
+                wait_until_idle(page)
+                assert page.locator('[data-testid="stAlertContentError"]').count() == 0, path
+                assert_no_traceback(page)
+                page.screenshot(path=str(tmp_path / f"link_{stem}_en.png"), full_page=True)
+                context.close()
+        finally:
+            browser.close()
