@@ -130,7 +130,18 @@ def neuron_attribution_snippet(model_key: str, prompt: str, answer: str, wrong: 
     )
 
 
-def positional_snippet(model_key: str, layer: int, head: int, kind: str, n_positions: int, probe: str = "") -> str:
+def _causal_blank(attention: str) -> str:
+    """Code that blanks the keys a causal query never sees (decoder self-attention)."""
+    blank = "values = values.masked_fill(torch.ones_like(values).triu(1).bool(), float('nan'))\n"
+    if attention == "self":
+        return "if model.cfg.attention_mask == 'causal':  # a query never sees later keys: left blank\n    " + blank
+    if attention == "decoder":
+        return "# decoder self-attention is causal: a query never sees later keys, left blank\n" + blank
+    return ""  # encoder and cross-attention see every position
+
+
+def positional_snippet(model_key: str, layer: int, head: int, kind: str, n_positions: int, probe: str = "",
+                       attention: str = "self") -> str:
     """``values``: what the positional view shows for ``kind`` (``table``: ``[query, key]``
     positional QK circuit, future keys NaN in a causal model; ``rotary``: score by offset;
     ``alibi``: bias by offset)."""
@@ -140,10 +151,9 @@ def positional_snippet(model_key: str, layer: int, head: int, kind: str, n_posit
             "import torch\n"
             "from circuits.qk_ov import positional_qk_circuit\n\n"
             f"circuit = positional_qk_circuit(model, {layer}, head={head}, query_positions=range({n_positions}), "
-            "scaled=True)\n"
+            f"scaled=True{_kind_arg(attention)})\n"
             "values = circuit.values.float()  # [query position, key position]\n"
-            "if model.cfg.attention_mask == 'causal':  # a query never sees later keys: left blank\n"
-            "    values = values.masked_fill(torch.ones_like(values).triu(1).bool(), float('nan'))\n"
+            + _causal_blank(attention)
         )
     elif kind == "rotary":
         code += (
@@ -166,12 +176,12 @@ def positional_snippet(model_key: str, layer: int, head: int, kind: str, n_posit
     return code
 
 
-def svd_snippet(model_key: str, layer: int, head: int, n_directions: int, k: int) -> str:
+def svd_snippet(model_key: str, layer: int, head: int, n_directions: int, k: int, kind: str = "self") -> str:
     """``S``: the singular values of one head's OV matrix; ``svd.read_top_labels[i]`` /
     ``svd.write_top_labels[i]``: the tokens direction ``i`` reads and writes."""
     return _load(model_key) + (
         "from circuits.qk_ov import ov_singular_directions\n\n"
-        f"svd = ov_singular_directions(model, {layer}, {head}, n_directions={n_directions}, k={k})\n"
+        f"svd = ov_singular_directions(model, {layer}, {head}, n_directions={n_directions}, k={k}{_kind_arg(kind)})\n"
         "S = svd.S  # every singular value of W_V W_O\n"
         "for i in range(svd.U.shape[1]):\n"
         "    print(i, float(S[i]), svd.read_top_labels[i], '->', svd.write_top_labels[i])\n"
@@ -221,35 +231,55 @@ def detector_snippet(model_key: str, prompt: str, detector: str) -> str:
     )
 
 
-def head_circuits_snippet(model_key: str, layer: int, head: int, text: str) -> str:
+def _kind_arg(kind: str) -> str:
+    return "" if kind == "self" else f", kind={kind!r}"
+
+
+def head_circuits_snippet(model_key: str, layer: int, head: int, text: str, kind: str = "self",
+                          target_text: str = "") -> str:
     """``qk``: the full QK circuit ``[query token, key token]`` (scaled to attention logits) and
-    ``ov``: the full OV circuit ``[source token, output logit]`` of one head, on the distinct
-    tokens of ``text``."""
-    return _load(model_key) + (
+    ``ov``: the full OV circuit ``[attended token, output logit]`` of one head, on the distinct
+    tokens of ``text`` (an encoder-decoder: source ``text``, target ``target_text``; cross-attention
+    queries are target tokens, its keys source tokens)."""
+    code = _load(model_key) + (
         "from circuits.qk_ov import ov_circuit, token_qk_circuit\n\n"
-        "special = set(model.tokenizer.all_special_ids)\n"
-        f"ids = [i for i in dict.fromkeys(model.to_tokens({text!r}, prepend_bos=False)[0].tolist()) if i not in special]\n"
-        "ids = ids[:40]  # the distinct tokens of the text, as the page shows them\n"
-        f"qk = token_qk_circuit(model, {layer}, head={head}, query_tokens=ids, key_tokens=ids, scaled=True).values\n"
-        f"ov = ov_circuit(model, {layer}, head={head}, src_tokens=ids, out_tokens=ids).values\n"
+        "special = set(model.tokenizer.all_special_ids)\n\n\n"
+        "def distinct(text):  # the distinct tokens of a text, as the page shows them (at most 40)\n"
+        "    ids = model.to_tokens(text, prepend_bos=False)[0].tolist()\n"
+        "    return [i for i in dict.fromkeys(ids) if i not in special][:40]\n\n\n"
     )
+    if kind == "self":
+        code += f"queries = keys = outputs = distinct({text!r})\n"
+    else:
+        code += f"src, tgt = distinct({text!r}), distinct({target_text!r})\n"
+        code += {"encoder": "queries, keys = src, src\n", "decoder": "queries, keys = tgt, tgt\n",
+                 "cross": "queries, keys = tgt, src  # target words look at source words\n"}[kind]
+        code += "outputs = tgt  # the decoder's logits\n"
+    k = _kind_arg(kind)
+    code += (f"qk = token_qk_circuit(model, {layer}, head={head}, query_tokens=queries, key_tokens=keys{k}, "
+             "scaled=True).values\n")
+    code += "if model.cfg.has_logits:  # an encoder without a head has no OV circuit (it ends at W_U)\n"
+    code += f"    ov = ov_circuit(model, {layer}, head={head}, src_tokens=keys, out_tokens=outputs{k}).values\n"
+    return code
 
 
-def copying_snippet(model_key: str) -> str:
+def copying_snippet(model_key: str, kind: str = "self") -> str:
     """``scores``: the eigenvalue copying score of every head, ``[layer, head]``."""
+    kind_arg = "" if kind == "self" else f"kind={kind!r}"
     return _load(model_key) + (
         "from circuits.qk_ov import copying_scores\n\n"
-        "scores = copying_scores(model)  # Re(sum of eigenvalues) / sum of |eigenvalues| of W_E W_OV W_U\n"
+        f"scores = copying_scores(model{', ' + kind_arg if kind_arg else ''})  "
+        "# Re(sum of eigenvalues) / sum of |eigenvalues| of W_E W_OV W_U\n"
     )
 
 
-def composition_snippet(model_key: str, mode: str) -> str:
+def composition_snippet(model_key: str, mode: str, kind: str = "self") -> str:
     """``scores``: ``mode``-composition of every earlier head into every later one, with the
     random baseline it is compared with."""
     return _load(model_key) + (
         "import torch\n"
         "from circuits.composition import composition_scores\n\n"
-        f"result = composition_scores(model, {mode!r})\n"
+        f"result = composition_scores(model, {mode!r}{_kind_arg(kind)})\n"
         "scores = torch.where(result.valid, result.scores, torch.nan)  # [layer, head, layer, head]: writer, reader\n"
         "print(result.baseline.mean, result.baseline.std)  # random matrices of the same shapes\n"
         "print(result.top(5))\n"

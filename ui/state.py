@@ -313,3 +313,22 @@ def head_detectors(choice: ModelChoice, prompt: str, tr: Callable[..., str]) -> 
         return Outcome(error=tr(f"error.{err.code}", name=choice.label, **err.details))
     except Exception as err:  # noqa: BLE001 - shown to the user, never raised
         return Outcome(error=tr("error.forward", detail=_sentence(f"{type(err).__name__}: {err}")))
+
+
+# --------------------------------------------------------------------------- weight-only circuits
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_copying(model_key: str, kind: str = "self"):
+    """Copying scores of every head (weights only: one computation per model and kind)."""
+    from ui.circuits_view import copying_view
+
+    return copying_view(_load_model(model_key).model, kind)
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def cached_composition(model_key: str, mode: str, kind: str = "self"):
+    """Q/K/V composition scores with their random baseline (weights only)."""
+    from ui.circuits_view import composition_view
+
+    return composition_view(_load_model(model_key).model, mode, kind)

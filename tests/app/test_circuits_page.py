@@ -80,9 +80,9 @@ def test_errors_are_messages(model):
     assert not at.exception and [e.value for e in at.error] == [t("error.empty_prompt", "en")]
     with pytest.raises(PromptError):
         head_circuits_view(model, 5, 0, "gato")
-    translator = models.load_pretrained("translator-es-en")
-    with pytest.raises(PromptError):
-        copying_view(translator)
+    with pytest.raises(PromptError) as err:
+        head_circuits_view(model, 1, 0, "<bos>")  # only special tokens: nothing to show
+    assert err.value.code == "no_tokens"
 
 
 # ----------------------------------------------------------------------------- positions and SVD
@@ -230,3 +230,94 @@ def test_positional_and_svd_views_match_circuits(model, native):
         svd_view(model, 0, 9)
     with pytest.raises(PromptError):
         positional_view(model, 2, 0)
+
+
+# ----------------------------------------------------------------------------- encoder-decoder and encoder models
+SOURCE, TARGET = "el gato negro come el pescado", "the black cat eats the fish"
+
+
+@pytest.fixture(scope="module")
+def translator():
+    return models.load_pretrained("translator-es-en")
+
+
+def open_translator(lang="en") -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.session_state[state.LANG_KEY] = lang
+    at.session_state[state.MODEL_NAME_KEY] = "translator-es-en"
+    at.run()
+    at.switch_page("pages/circuits.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_cross_attention_circuits_of_the_translator(lang, translator):
+    """Cross-attention heads: QK rows are target words, columns source words; the OV circuit maps
+    the source words a head attends to onto the target words' logits; copying and composition
+    scores are those of the cross-attention heads."""
+    from ui.circuits_view import composition_view, copying_view
+
+    at = open_translator(lang)
+    assert at.radio(key="c_kind").options == [t(f"attention.kind.{k}", lang) for k in ("encoder", "decoder", "cross")]
+    at.radio(key="c_kind").set_value("cross").run()
+    at.selectbox(key="c_layer").set_value(1).run()
+    at.text_input(key="c_tokens").input(SOURCE).run()
+    at.text_input(key="c_target_tokens").input(TARGET).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    view = head_circuits_view(translator, 1, 0, SOURCE, "cross", TARGET)
+    assert view.query_labels[:3] == ["the", "black", "cat"] and view.key_labels[:3] == ["el", "gato", "negro"]
+    suffix = " · " + t("attention.kind.cross", lang)
+    charts = specs(at)
+    qk = charts[t("circuits.qk_title", lang, layer=1, head=0) + suffix]
+    np.testing.assert_allclose(plotly_array(qk["data"][0]["z"]), view.qk, atol=1e-5)
+    assert list(qk["data"][0]["y"])[:2] == ["the", "black"] and list(qk["data"][0]["x"])[:2] == ["el", "gato"]
+    ov = charts[t("circuits.ov_title", lang, layer=1, head=0) + suffix]
+    np.testing.assert_allclose(plotly_array(ov["data"][0]["z"]), view.ov, atol=1e-5)
+    copying = charts[t("circuits.copying_title", lang) + suffix]
+    np.testing.assert_allclose(plotly_array(copying["data"][0]["z"]), copying_view(translator, "cross"), atol=1e-6)
+    comp = composition_view(translator, "K", "cross")
+    shown = charts[t("circuits.composition_title", lang, mode="K") + suffix]
+    np.testing.assert_allclose(plotly_array(shown["data"][0]["z"]), comp.matrix - comp.baseline_mean, atol=1e-6)
+    assert comp.writer_labels[0].startswith("E") and comp.reader_labels[0].startswith("C")  # encoder -> cross
+
+
+def test_every_attention_of_the_translator_and_its_positions(translator):
+    at = open_translator()
+    for kind in ("encoder", "decoder", "cross"):
+        at.radio(key="c_kind").set_value(kind).run()
+        for view in ("tokens", "positions", "svd"):
+            at.radio(key="c_view").set_value(view).run()
+            assert not at.exception and not at.error, (kind, view, [e.value for e in at.error])
+    at.radio(key="c_kind").set_value("decoder").run()
+    at.radio(key="c_view").set_value("positions").run()
+    from ui.circuits_view import positional_view
+
+    pos = positional_view(translator, 0, 0, 32, "", "decoder")
+    assert pos.kind == "table" and np.isnan(pos.values[0, 1]) and not np.isnan(pos.values[1, 0])  # causal
+    enc = positional_view(translator, 0, 0, 32, "", "encoder")
+    assert not np.isnan(enc.values).any()  # the encoder sees every position
+
+
+def test_an_encoder_without_a_head_shows_the_qk_side(tmp_path):
+    """No unembedding (a BERT encoder without its MLM head, like MiniLM): QK circuits, positions
+    and composition work; the OV side says why it is missing; nothing is an error."""
+    from tests.hf_reference import save_random_hf_model
+
+    folder = save_random_hf_model("bert_nohead", tmp_path / "bert")
+    encoder = models.load_pretrained(str(folder))
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.session_state[state.LANG_KEY] = "en"
+    at.run()
+    at.text_input(key=state.MODEL_FOLDER_KEY).input(str(folder)).run()
+    at.switch_page("pages/circuits.py").run()
+    at.text_input(key="c_tokens").input("hello world").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    view = head_circuits_view(encoder, 0, 0, "hello world")
+    assert view.ov is None
+    (qk,) = [s for title, s in specs(at).items() if title.startswith(t("circuits.qk_title", "en", layer=0, head=0))]
+    np.testing.assert_allclose(plotly_array(qk["data"][0]["z"]), view.qk, atol=1e-5)
+    assert t("circuits.no_ov", "en", name=str(folder)) in [i.value for i in at.info]
+    for v in ("positions", "svd"):
+        at.radio(key="c_view").set_value(v).run()
+        assert not at.exception and not at.error

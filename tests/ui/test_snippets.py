@@ -241,3 +241,28 @@ def test_copying_and_composition_snippets():
     scores = as_np(ns["scores"])
     np.testing.assert_allclose(scores.reshape(view.matrix.shape), view.matrix, atol=1e-6)
     assert float(ns["result"].baseline.mean) == pytest.approx(view.baseline_mean)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
+def test_circuit_snippets_of_each_encoder_decoder_attention(kind):
+    from ui.circuits_view import composition_view, copying_view, head_circuits_view, positional_view, svd_view
+    from ui.snippets import (composition_snippet, copying_snippet, head_circuits_snippet, positional_snippet,
+                             svd_snippet)
+
+    model = models.load_pretrained("translator-es-en")
+    source, target = "el gato negro come el pescado", "the black cat eats the fish"
+    view = head_circuits_view(model, 1, 2, source, kind, target)
+    ns = run(head_circuits_snippet("translator-es-en", 1, 2, source, kind, target))
+    np.testing.assert_allclose(as_np(ns["qk"]), view.qk, atol=1e-5)
+    np.testing.assert_allclose(as_np(ns["ov"]), view.ov, atol=1e-5)
+    ns = run(copying_snippet("translator-es-en", kind))
+    np.testing.assert_allclose(as_np(ns["scores"]), copying_view(model, kind), atol=1e-6)
+    comp = composition_view(model, "V", kind)
+    ns = run(composition_snippet("translator-es-en", "V", kind))
+    np.testing.assert_allclose(as_np(ns["scores"]).reshape(comp.matrix.shape), comp.matrix, atol=1e-6)
+    pos = positional_view(model, 0, 1, 12, "", kind)
+    ns = run(positional_snippet("translator-es-en", 0, 1, pos.kind, 12, "", kind))
+    np.testing.assert_allclose(as_np(ns["values"]), pos.values, atol=1e-5)  # NaN in the same places
+    svd = svd_view(model, 1, 2, 2, 8, kind)
+    ns = run(svd_snippet("translator-es-en", 1, 2, 2, 8, kind))
+    np.testing.assert_allclose(as_np(ns["S"]), svd.singular_values, rtol=1e-5)
