@@ -10,7 +10,6 @@ from ui import state
 from ui.figures import display_token, layer_bars, logit_lens_heatmap, rank_lines, ranked_bars, sweep_heatmap
 from ui.i18n import translator
 from ui.interventions import has_mlp
-from ui.residual_view import attribution_view, decomposition_view, lens_view, neuron_attribution_view
 from ui.snippets import (
     attribution_snippet,
     decomposition_snippet,
@@ -45,7 +44,7 @@ def neuron_section(tr, choice, model, prompt: str, answer: str, wrong: str, view
     layer = a.selectbox(tr("residual.neuron_layer"), layers, key=R_NEURON_LAYER)
     k = int(b.number_input(tr("residual.neuron_k"), min_value=1, max_value=top, step=1, key=R_NEURON_K))
     try:
-        neurons = neuron_attribution_view(model, prompt, answer, wrong, layer, k)
+        neurons = state.residual_view(choice.key, "neurons", prompt, answer, wrong, layer, k)
     except Exception as err:  # noqa: BLE001
         st.error(error_message(tr, err, choice.label))
         return
@@ -80,7 +79,7 @@ def decomposition_section(tr, choice, model, prompt: str) -> None:
     group = b.radio(tr("residual.group"), ["component", "layer"], key=R_GROUP, horizontal=True,
                     format_func=lambda g: tr(f"residual.group.{g}"))
     try:
-        view = decomposition_view(model, prompt, position, by_layer=group == "layer")
+        view = state.residual_view(choice.key, "decomposition", prompt, position, group == "layer")
     except Exception as err:  # noqa: BLE001
         st.error(error_message(tr, err, choice.label))
         return
@@ -108,7 +107,7 @@ def render() -> None:
     with lens_tab:
         target = st.text_input(tr("residual.target"), key=R_TARGET, help=tr("residual.target_help"))
         try:
-            view = lens_view(model, prompt, target)
+            view = state.residual_view(choice.key, "lens", prompt, target)
         except Exception as err:  # noqa: BLE001 - a message, never a traceback
             st.error(error_message(tr, err, choice.label))
         else:
@@ -137,7 +136,7 @@ def render() -> None:
         answer = a.text_input(tr("interventions.answer"), key=R_ANSWER, help=tr("interventions.token_help"))
         wrong = w.text_input(tr("residual.wrong_optional"), key=R_WRONG, help=tr("interventions.token_help"))
         try:
-            view = attribution_view(model, prompt, answer, wrong)
+            view = state.residual_view(choice.key, "attribution", prompt, answer, wrong)
         except Exception as err:  # noqa: BLE001
             st.error(error_message(tr, err, choice.label))
             return

@@ -332,3 +332,19 @@ def cached_composition(model_key: str, mode: str, kind: str = "self"):
     from ui.circuits_view import composition_view
 
     return composition_view(_load_model(model_key).model, mode, kind)
+
+
+# --------------------------------------------------------------------------- residual stream
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def residual_view(model_key: str, view: str, *args):
+    """One view of the Residual-stream page (``ui.residual_view``: ``lens``, ``attribution``,
+    ``neurons`` or ``decomposition``) of the normal forward pass, cached across sessions by the
+    model key and every input, so that changing another widget redraws without a forward. (No
+    intervention runs here: the same inputs give the same numbers to everyone.)"""
+    from ui import residual_view as views
+
+    functions = {"lens": views.lens_view, "attribution": views.attribution_view,
+                 "neurons": views.neuron_attribution_view, "decomposition": views.decomposition_view}
+    return functions[view](_load_model(model_key).model, *args)

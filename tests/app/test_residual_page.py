@@ -210,3 +210,42 @@ def test_rank_chart_and_decomposition_tab(lang, model):
     view = decomposition_view(model, "gato", -1, by_layer=True)
     assert t("residual.decomposition_title", lang, position=view.position_label) in charts(at)
     assert view.position_label == "1: gato"
+
+
+def test_display_changes_do_not_rerun_the_model(monkeypatch):
+    """The views are cached by their inputs: picking another neuron layer, grouping or position
+    redraws without a forward pass; a new prompt runs each view once more."""
+    import torch
+
+    from ui import residual_view as views
+
+    state.residual_view.clear()
+    forwards = []
+    original = torch.nn.Module.__call__
+
+    def counting(self, *args, **kwargs):
+        if type(self).__name__ == "Transformer":
+            forwards.append(1)
+        return original(self, *args, **kwargs)
+
+    at = open_page()
+    at.text_area(key="res_prompt").input(PROMPT).run()
+    monkeypatch.setattr(torch.nn.Module, "__call__", counting)
+    calls = {name: 0 for name in ("lens_view", "attribution_view", "decomposition_view")}
+    for name in calls:
+        function = getattr(views, name)
+
+        def wrapped(*args, _f=function, _n=name, **kwargs):
+            calls[_n] += 1
+            return _f(*args, **kwargs)
+
+        monkeypatch.setattr(views, name, wrapped)
+    at.radio(key="res_group").set_value("layer").run()
+    at.text_input(key="res_target").input("").run()
+    at.selectbox(key="res_position").set_value(-1).run()
+    assert not at.exception and not at.error
+    assert calls["lens_view"] == 0 and calls["attribution_view"] == 0  # neither input changed
+    assert calls["decomposition_view"] == 1  # its grouping did
+    assert len(forwards) <= 1
+    at.text_area(key="res_prompt").input(PROMPT + " luna").run()  # a text no view has seen yet
+    assert calls["lens_view"] == 1 and calls["attribution_view"] == 1
