@@ -6,6 +6,7 @@ Pure functions, no Streamlit; the app's download buttons and the command line us
     python -m ui.export --model induction-2l --prompt "gato azul tren gato azul tren" \\
         --layer 1 --head 3 --format svg -o head.svg
     python -m ui.export --model induction-2l --prompt "..." --all-heads --format png -o slides/
+    python -m ui.export --model induction-2l --prompt "..." --view all --format svg -o every_head.svg
     python -m ui.export --model translator-es-en --prompt "el gato negro come el pescado" \\
         --kind cross --layer 1 --head 0 --format html -o cross.html
 
@@ -142,6 +143,26 @@ def export(fig: go.Figure, fmt: str) -> bytes:
 
 
 # ------------------------------------------------------------------------------ command line
+def _grid(patterns, kind: str, layer: Optional[int], lang: str) -> go.Figure:
+    """The app's grid views: every head of ``layer``, or of every layer (``layer`` None)."""
+    from ui.figures import head_grid
+    from ui.i18n import t
+
+    chosen = patterns[kind]
+    labels = dict(query_label=t("figure.query", lang), key_label=t("figure.key", lang),
+                  weight_label=t("figure.weight", lang))
+    if layer is not None:
+        title_key = "figure.grid_title" if kind == "self" else f"figure.grid_title.{kind}"
+        return head_grid(chosen.patterns[layer], chosen.query_tokens, chosen.key_tokens,
+                         titles=[t("attention.head_short", lang, head=h) for h in range(chosen.n_heads)],
+                         title=t(title_key, lang, layer=layer), **labels)
+    title_key = "figure.all_title" if kind == "self" else f"figure.all_title.{kind}"
+    panels = chosen.patterns.reshape(-1, *chosen.patterns.shape[2:])
+    return head_grid(panels, chosen.query_tokens, chosen.key_tokens,
+                     titles=[f"L{l}H{h}" for l in range(chosen.n_layers) for h in range(chosen.n_heads)],
+                     title=t(title_key, lang, first=0, last=chosen.n_layers - 1), columns=chosen.n_heads, **labels)
+
+
 def _figure(patterns, kind: str, layer: int, head: int, lang: str) -> go.Figure:
     from ui.figures import attention_heatmap
     from ui.i18n import t
@@ -164,6 +185,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--layer", type=int, default=0)
     ap.add_argument("--head", type=int, default=0)
     ap.add_argument("--all-heads", action="store_true", help="every head of every layer, one file each, into -o DIR")
+    ap.add_argument("--view", choices=("head", "layer", "all"), default="head",
+                    help="head: one head (default); layer: every head of --layer in one figure; all: every head of "
+                    "every layer in one figure")
     ap.add_argument("--format", choices=FORMATS, default="png")
     ap.add_argument("--lang", choices=("es", "en"), default="es", help="language of titles and axis labels")
     ap.add_argument("-o", "--output", required=True, help="output file (a folder with --all-heads)")
@@ -185,9 +209,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         patterns = compute_attention_patterns(model, args.prompt, target=args.target)
     except PromptError as err:
-        print(f"error: the prompt cannot be used ({err.code}: {err.details})", file=sys.stderr)
+        from ui.i18n import t
+
+        print(f"error: {t(f'error.{err.code}', args.lang, name=args.model, **err.details)}", file=sys.stderr)
         return 2
     chosen = patterns[kind]
+    if args.view != "head" and not args.all_heads:
+        if args.view == "layer" and not 0 <= args.layer < chosen.n_layers:
+            print(f"error: layer must be 0..{chosen.n_layers - 1}", file=sys.stderr)
+            return 2
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(export(_grid(patterns, kind, args.layer if args.view == "layer" else None, args.lang),
+                                args.format))
+        print(f"wrote 1 file: {path}")
+        return 0
     if args.all_heads:
         out_dir = Path(args.output)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -115,3 +115,21 @@ def test_csv_of_two_bar_series():
     assert rows[0] == ["series", "x", "y"]
     assert rows[1:] == [["normal", "0.6", "'a'"], ["normal", "0.3", "'<b>'"], ["ablated", "0.5", "'c'"],
                         ["ablated", "0.2", "'a'"]]
+
+
+def test_command_line_grid_views(tmp_path, capsys):
+    """--view layer / all: the app's grids in one file (CSV: every head's weights)."""
+    model = models.load_pretrained("induction-2l")
+    patterns = compute_attention_patterns(model, PROMPT)
+    out = tmp_path / "all.csv"
+    assert main(["--model", "induction-2l", "--prompt", PROMPT, "--view", "all", "--format", "csv", "-o", str(out)]) == 0
+    rows = list(csv.reader(io.StringIO(out.read_text())))[1:]
+    assert sorted({r[0] for r in rows}) == sorted(f"L{l}H{h}" for l in range(2) for h in range(4))
+    cells = np.array([float(r[3]) for r in rows if r[0] == "L1H3"])
+    np.testing.assert_allclose(cells, patterns.head(1, 3).ravel(), atol=1e-5)
+    out = tmp_path / "layer.html"
+    assert main(["--model", "induction-2l", "--prompt", PROMPT, "--view", "layer", "--layer", "1", "--format", "html",
+                 "--lang", "en", "-o", str(out)]) == 0
+    assert "Attention patterns of every head · layer 1" in out.read_text()
+    assert main(["--model", "induction-2l", "--prompt", "   ", "-o", str(tmp_path / "x.png")]) == 2
+    assert "El texto de entrada está vacío." in capsys.readouterr().err  # the app's own message, not a code
