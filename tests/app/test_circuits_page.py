@@ -25,10 +25,10 @@ def model():
     return models.load_pretrained("induction-2l")
 
 
-def open_page(lang="en") -> AppTest:
+def open_page(lang="en", model_name="induction-2l") -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=90)
     at.session_state[state.LANG_KEY] = lang
-    at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    at.session_state[state.MODEL_NAME_KEY] = model_name
     at.run()
     at.switch_page("pages/circuits.py").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -242,13 +242,7 @@ def translator():
 
 
 def open_translator(lang="en") -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=90)
-    at.session_state[state.LANG_KEY] = lang
-    at.session_state[state.MODEL_NAME_KEY] = "translator-es-en"
-    at.run()
-    at.switch_page("pages/circuits.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(lang, "translator-es-en")
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
