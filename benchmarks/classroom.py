@@ -403,7 +403,7 @@ def _clear_shared_caches() -> None:
     from ui import state
 
     state.MODEL_POOL.clear()
-    st.cache_data.clear()
+    state.clear_result_caches()
     st.cache_resource.clear()
 
 

@@ -19,6 +19,16 @@ from ui.navigation import leave_legacy_multipage_mode
 leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui/navigation.py)
 
 MAX_PANELS = 144  # heads drawn at once in the all-layers view
+MAX_GRID_CELLS = 2_000_000  # attention weights drawn in one grid figure (a browser draws ~2M cells well)
+
+
+def grid_fits(tr, chosen, n_panels: int) -> bool:
+    """Whether ``n_panels`` patterns of these texts fit in one grid; if not, say what to do."""
+    cells = len(chosen.query_tokens) * len(chosen.key_tokens)
+    if n_panels * cells <= MAX_GRID_CELLS:
+        return True
+    st.info(tr("attention.grid_too_big", n=len(chosen.query_tokens), heads=n_panels))
+    return False
 
 
 def render() -> None:
@@ -99,6 +109,8 @@ def render() -> None:
     state.keep_in_options(state.HEAD_KEY, heads)
     layer = layer_col.selectbox(tr("attention.layer"), layers, key=state.LAYER_KEY)
     if view == "layer":
+        if not grid_fits(tr, chosen, chosen.n_heads):
+            return
         title_key = "figure.grid_title" if kind == "self" else f"figure.grid_title.{kind}"
         fig = head_grid(chosen.patterns[layer], chosen.query_tokens, chosen.key_tokens,
                         titles=[tr("attention.head_short", head=h) for h in heads], title=tr(title_key, layer=layer),
@@ -131,7 +143,10 @@ def all_layers_view(tr, choice, chosen, kind: str, prompt: str, target) -> None:
     """Every head of every layer (rows = layers), or of a range of layers when there are more
     than ``MAX_PANELS`` heads in all (a deep model: the browser would draw hundreds of heatmaps)."""
     n_layers, n_heads = chosen.n_layers, chosen.n_heads
-    per_view = max(1, MAX_PANELS // n_heads)
+    if not grid_fits(tr, chosen, n_heads):
+        return
+    cells = len(chosen.query_tokens) * len(chosen.key_tokens)
+    per_view = max(1, min(MAX_PANELS, MAX_GRID_CELLS // cells) // n_heads)
     first, last = 0, n_layers - 1
     if n_layers > per_view:
         value = st.session_state.get(state.ATTN_LAYERS_KEY)

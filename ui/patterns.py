@@ -117,6 +117,11 @@ class AttentionPatterns:
     def head(self, layer: int, head: int, kind: Optional[str] = None) -> np.ndarray:
         return (self.sets[kind] if kind else self.first).head(layer, head)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the patterns (what the server's pattern cache counts)."""
+        return sum(s.patterns.nbytes for s in self.sets.values())
+
 
 def pattern_hook_name(layer: int, kind: str = "self") -> str:
     return HOOKS[kind].format(l=layer)

@@ -9,10 +9,11 @@ A teacher sets them as environment variables or in ``.streamlit/secrets.toml`` n
     max_sweep_runs = 2048      # most patched forward passes one patching sweep may take
     sweep_batch_rows = 256     # patched runs batched in one forward (lower it if memory runs out)
     max_models = 2             # models kept loaded at once (least recently used is unloaded)
+    pattern_cache_mb = 512     # attention patterns kept for every session (least recently used dropped)
 
     WORKBENCH_MODEL_DIRS=/srv/models:/home/teacher/checkpoints   # os.pathsep-separated
     WORKBENCH_MAX_PROMPT_TOKENS=256  WORKBENCH_MAX_SWEEP_RUNS=2048
-    WORKBENCH_SWEEP_BATCH_ROWS=256   WORKBENCH_MAX_MODELS=2
+    WORKBENCH_SWEEP_BATCH_ROWS=256   WORKBENCH_MAX_MODELS=2   WORKBENCH_PATTERN_CACHE_MB=512
 
 Without ``model_dirs`` any local folder can be opened (one user on their own machine); with it,
 a path whose real location (symlinks and ``..`` resolved) is outside those folders is refused,
@@ -33,6 +34,7 @@ INT_SETTINGS: dict[str, tuple[str, int, int]] = {
     "max_sweep_runs": ("WORKBENCH_MAX_SWEEP_RUNS", 8192, 1),
     "sweep_batch_rows": ("WORKBENCH_SWEEP_BATCH_ROWS", 512, 1),
     "max_models": ("WORKBENCH_MAX_MODELS", 2, 1),
+    "pattern_cache_mb": ("WORKBENCH_PATTERN_CACHE_MB", 512, 0),
 }
 MODEL_DIRS_ENV = "WORKBENCH_MODEL_DIRS"
 
@@ -44,6 +46,7 @@ class Settings:
     max_sweep_runs: int = INT_SETTINGS["max_sweep_runs"][1]
     sweep_batch_rows: int = INT_SETTINGS["sweep_batch_rows"][1]
     max_models: int = INT_SETTINGS["max_models"][1]
+    pattern_cache_mb: int = INT_SETTINGS["pattern_cache_mb"][1]  # attention patterns kept for all sessions
     # (setting, bad value) pairs that were ignored (their default is used); shown to the teacher
     problems: tuple[tuple[str, str], ...] = field(default=())
 

@@ -24,6 +24,7 @@ import streamlit as st
 
 from models import ModelLoadError, list_models, load_pretrained
 from ui.i18n import DEFAULT_LANG, LANGUAGES
+from ui.byte_cache import ByteBudgetCache
 from ui.model_pool import ModelPool
 from ui.settings import Settings, activate, read_settings
 from ui.patterns import AttentionPatterns, PromptError, compute_attention_patterns, detector_scores
@@ -278,9 +279,15 @@ def load_selected_model(tr: Callable[..., str], progress: bool = True) -> Outcom
 # --------------------------------------------------------------------------- patterns
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+# Attention patterns of every session, bounded by their size (ui/byte_cache.py): a long text on a
+# deep model is hundreds of MiB, too much for st.cache_data's count-only bound.
+PATTERN_CACHE = ByteBudgetCache(read_settings().pattern_cache_mb * 2**20, size=lambda p: p.nbytes)
+
+
 def _cached_patterns(model_key: str, prompt: str, target: str | None) -> AttentionPatterns:
-    return compute_attention_patterns(_load_model(model_key).model, prompt, target=target)
+    PATTERN_CACHE.resize(settings().pattern_cache_mb * 2**20)
+    return PATTERN_CACHE.get((model_key, prompt, target),
+                             lambda: compute_attention_patterns(_load_model(model_key).model, prompt, target=target))
 
 
 def attention_patterns(choice: ModelChoice, prompt: str, tr: Callable[..., str], target: str | None = None) -> Outcome:
@@ -348,3 +355,9 @@ def residual_view(model_key: str, view: str, *args):
     functions = {"lens": views.lens_view, "attribution": views.attribution_view,
                  "neurons": views.neuron_attribution_view, "decomposition": views.decomposition_view}
     return functions[view](_load_model(model_key).model, *args)
+
+
+def clear_result_caches() -> None:
+    """Empty every cache of computed results shared by the sessions (not the model pool)."""
+    st.cache_data.clear()
+    PATTERN_CACHE.clear()

@@ -467,3 +467,50 @@ def test_induction_demo_shows_induction() -> None:
     for key in ("abl_prompt", "res_prompt"):
         logits = model(model.to_tokens(demo[key]))[0, -1]
         assert int(logits.argmax()) == model.to_single_token(demo["res_answer"])
+
+
+def test_the_layer_range_shrinks_with_the_text(tmp_path: Path) -> None:
+    """A long text on a deep model: fewer layers fit in the all-layers figure (at most
+    MAX_GRID_CELLS weights), and the page says how many it shows."""
+    from tests.hf_reference import save_random_hf_model
+
+    folder = save_random_hf_model("llama", tmp_path / "deep", num_hidden_layers=40)
+    model = models.load_pretrained(str(folder))
+    prompt = ("the cat sat on the mat and " * 10)[:176]  # about 0.7 tokens a character here
+    n = len(model.to_str_tokens(prompt))
+    assert 118 <= n <= model.cfg.n_ctx
+    at = open_folder(new_app("en"), folder, prompt)
+    at.radio(key=state.ATTN_VIEW_KEY).set_value("all").run()
+    assert_no_exception(at)
+    per_view = min(144, 2_000_000 // (n * n)) // 4
+    assert per_view < 36  # shorter than for a short text
+    (spec,) = charts(at)
+    assert len(spec["data"]) == per_view * 4
+    at.select_slider(key=state.ATTN_LAYERS_KEY).set_range(0, 39).run()
+    assert at.info and len(charts(at)[0]["data"]) == per_view * 4
+
+
+def test_grid_limit_message() -> None:
+    """The page's own check on a pattern set that is too large: a message, no figure."""
+    from streamlit.testing.v1 import AppTest as _AppTest
+
+    def script():
+        from pathlib import Path
+        from types import SimpleNamespace
+
+        import streamlit as st
+
+        root = Path.cwd()
+        code = (root / "pages" / "attention.py").read_text().split("\ndef render() -> None:")[0]
+        namespace: dict = {}
+        exec(compile(code.replace("leave_legacy_multipage_mode()", "pass"), "attention_head", "exec"), namespace)
+        chosen = SimpleNamespace(query_tokens=["t"] * 1000, key_tokens=["t"] * 1000)
+        from ui.i18n import translator
+
+        st.session_state["fits"] = [namespace["grid_fits"](translator("en"), chosen, 1),
+                                    namespace["grid_fits"](translator("en"), chosen, 3)]
+
+    at = _AppTest.from_function(script).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["fits"] == [True, False]
+    assert [i.value for i in at.info] == [t("attention.grid_too_big", "en", n=1000, heads=3)]
