@@ -91,6 +91,9 @@ def greedy_generate(
             mask = None
         else:
             seq, mask = input, attention_mask
+        # never past the context: a position table has n_ctx rows (a run-away output, e.g. of an
+        # ablated model that never says EOS, stops there instead of failing)
+        max_new_tokens = max(0, min(int(max_new_tokens), int(cfg.n_ctx) - seq.shape[1]))
         max_len = seq.shape[1] + max_new_tokens
         finished = torch.zeros(batch, dtype=torch.bool, device=input.device)
         step_input = seq

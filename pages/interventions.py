@@ -1,5 +1,6 @@
-"""Ablate & patch page: ablate heads and see the next-token predictions change; patch clean
-activations into a corrupted run, layer by layer, and see which components carry the behaviour.
+"""Ablate & patch page: ablate heads and see the next-token predictions change (an
+encoder-decoder: its translation); patch clean activations into a corrupted run, layer by layer,
+and see which components carry the behaviour.
 
 Thin: widgets -> ui.interventions (pure) -> ui.figures. Sweep results are kept in the session
 (per inputs), so changing nothing but the display never reruns a sweep.
@@ -20,6 +21,7 @@ leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui
 ABL_PROMPT, ABL_HEADS, ABL_KIND, ABL_REF = "abl_prompt", "abl_heads", "abl_kind", "abl_reference"
 P_CLEAN, P_CORRUPT, P_ANSWER, P_WRONG, P_SWEEP = "p_clean", "p_corrupted", "p_answer", "p_wrong", "p_sweep"
 RESULTS = "_sweep_results"
+ABL_SOURCE, ABL_SEQ2SEQ_HEADS = "abl_source", "abl_seq2seq_heads"
 
 
 def ablation_tab(tr, choice, model) -> None:
@@ -128,12 +130,58 @@ def patching_tab(tr, choice, model) -> None:
         st.code(patching_snippet(choice.name, clean, corrupted, answer, wrong, sweep), language="python")
 
 
+def translation_tab(tr, choice, model) -> None:
+    """Encoder-decoders: zero heads (encoder, decoder or cross-attention) and read the translation."""
+    from ui.figures import token_prob_bars
+    from ui.seq2seq_ablation import seq2seq_head_names, translation_ablation
+    from ui.snippets import translation_ablation_snippet
+
+    st.caption(tr("interventions.seq2seq_intro"))
+    state.set_text_default(ABL_SOURCE, tr, "attention.default_source", choice.name)
+    source = st.text_area(tr("attention.source"), key=ABL_SOURCE, height=80)
+    unknown_words_warning(tr, model, source)
+    names = seq2seq_head_names(model)
+    st.session_state[ABL_SEQ2SEQ_HEADS] = [h for h in st.session_state.get(ABL_SEQ2SEQ_HEADS, []) if h in names]
+    heads = st.multiselect(tr("interventions.heads"), names, key=ABL_SEQ2SEQ_HEADS,
+                           help=tr("interventions.seq2seq_heads_help"), placeholder=tr("widget.choose"))
+    try:
+        out = translation_ablation(model, source, heads)
+    except Exception as err:  # noqa: BLE001 - shown in the page, never raised
+        st.error(error_message(tr, err, choice.label))
+        return
+    st.info(tr("interventions.translation_normal", text=out.normal_text or "∅"))
+    if not heads:
+        st.caption(tr("interventions.seq2seq_nothing"))
+    else:
+        changed = out.ablated_text != out.normal_text
+        (st.warning if changed else st.success)(tr("interventions.translation_ablated", text=out.ablated_text or "∅",
+                                                   items=", ".join(heads)))
+        c1, c2 = st.columns(2)
+        c1.metric(tr("interventions.loss_clean"), f"{out.normal_loss:.3f}")
+        c2.metric(tr("interventions.loss_ablated"), f"{out.ablated_loss:.3f}", f"{out.ablated_loss - out.normal_loss:+.3f}",
+                  delta_color="inverse")
+    fig = token_prob_bars(out.tokens, out.normal_probs, out.ablated_probs if heads else None,
+                          title=tr("interventions.translation_probs_title"), normal_label=tr("interventions.normal"),
+                          ablated_label=tr("interventions.ablated"), prob_label=tr("interventions.probability"))
+    st.plotly_chart(fig, width="stretch", key="translation_chart")
+    export_buttons(fig, "translation_ablation", tr)
+    with st.expander(tr("code.title")):
+        st.code(translation_ablation_snippet(choice.name, source, heads), language="python")
+
+
 def render() -> None:
     tr = translator(state.current_lang())
     header = page_header(tr, "interventions")
     if header is None:
         return
     choice, model = header
+    if model.cfg.family == "encoder-decoder":
+        ablate_tab, patch_tab = st.tabs([tr("interventions.tab_ablate"), tr("interventions.tab_patch")])
+        with ablate_tab:
+            translation_tab(tr, choice, model)
+        with patch_tab:
+            st.info(tr("interventions.patch_decoder_only", name=choice.label))
+        return
     if model.cfg.family != "decoder":
         st.info(tr("error.decoder_only", name=choice.label))
         return

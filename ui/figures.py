@@ -305,3 +305,21 @@ def rank_lines(layer_labels: Sequence[str], ranks: Sequence[int], *, title: str 
     fig.update_xaxes(title_text=layer_label, type="category")
     fig.update_yaxes(title_text=rank_label, type="log", autorange="reversed")
     return fig
+
+
+def token_prob_bars(tokens: Sequence[str], normal: np.ndarray, ablated: np.ndarray | None, *, title: str = "",
+                    normal_label: str = "normal", ablated_label: str = "ablated",
+                    prob_label: str = "probability") -> go.Figure:
+    """The probability of each token of a text (rows, in order; ``token_labels`` keep repeated
+    tokens apart) in a normal run and, optionally, an ablated one."""
+    labels = token_labels(tokens)
+    fig = go.Figure()
+    runs = ((normal, normal_label),) if ablated is None else ((normal, normal_label), (ablated, ablated_label))
+    for values, name in runs:
+        fig.add_trace(go.Bar(x=np.asarray(values, dtype=float), y=labels, orientation="h", name=name,
+                             hovertemplate=f"%{{y}}<br>{prob_label}: %{{x:.3f}}<extra>{name}</extra>"))
+    fig.update_layout(title=dict(text=title), barmode="group", margin=dict(l=10, r=10, t=60, b=10),
+                      height=int(min(1000, max(320, 120 + 44 * len(labels)))))
+    fig.update_xaxes(title_text=prob_label, range=[0, 1])
+    fig.update_yaxes(type="category", autorange="reversed")
+    return fig

@@ -130,6 +130,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "cambian sus predicciones, o copia activaciones de un texto limpio a uno corrupto (parcheo) para ver qué "
         "componentes llevan el comportamiento.",
         "interventions.tab_ablate": "Ablación",
+        "interventions.seq2seq_intro": "Modelo codificador-decodificador: apaga cabezas de atención (su salida z pasa a 0) del codificador (EL), del decodificador (DL) o de la atención cruzada (CL) y mira cómo cambia la traducción, y cuánto pierde la traducción normal en probabilidad.",
+        "interventions.seq2seq_heads_help": "EL0H1 = codificador, capa 0, cabeza 1; DL = autoatención del decodificador; CL = atención cruzada. Puedes elegir varias.",
+        "interventions.seq2seq_nothing": "No se quita nada: elige cabezas arriba para ver la traducción con ablación.",
+        "interventions.translation_normal": "Traducción normal: «{text}»",
+        "interventions.translation_ablated": "Con {items} a cero: «{text}»",
+        "interventions.translation_probs_title": "Probabilidad de cada token de la traducción normal: normal frente a ablación",
+        "interventions.patch_decoder_only": "El parcheo de activaciones de esta página trabaja con modelos decodificadores; «{name}» es un codificador-decodificador. Prueba la pestaña de ablación, o elige un modelo decodificador (induction-2l, smollm2-135m-instruct).",
         "interventions.tab_patch": "Parcheo de activaciones",
         "interventions.default_prompt": "When Mary and John went to the store, John gave a drink to",
         "interventions.heads": "Cabezas de atención que se quitan (ablación)",
@@ -375,6 +382,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "error.no_mlp": "El modelo «{name}» es solo de atención: no tiene MLP ni neuronas. Quita capas MLP o "
         "neuronas, o elige un modelo con MLP.",
         "error.layer_out_of_range": "Esa capa no existe: el modelo tiene capas 0..{n_layers}. Elige otra.",
+        "error.unknown_head": "«{item}» no es una cabeza de este modelo. Elige una de la lista.",
+        "error.seq2seq_only": "Esta vista es para modelos codificador-decodificador.",
         "error.position_out_of_range": "Esa posición no existe: el texto tiene posiciones 0..{n}. Elige otra.",
         "loading.progress": "Cargando el modelo… {seconds} s. La primera carga de un modelo GGUF lo convierte "
         "una sola vez (unos 20-30 s); las siguientes tardan un segundo.",
@@ -524,6 +533,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "predictions change, or copy activations from a clean text into a corrupted one (patching) to see which "
         "components carry the behaviour.",
         "interventions.tab_ablate": "Ablation",
+        "interventions.seq2seq_intro": "Encoder-decoder model: switch off attention heads (their output z becomes 0) of the encoder (EL), the decoder (DL) or the cross-attention (CL) and see how the translation changes, and how much probability the normal translation loses.",
+        "interventions.seq2seq_heads_help": "EL0H1 = encoder, layer 0, head 1; DL = decoder self-attention; CL = cross-attention. You can pick several.",
+        "interventions.seq2seq_nothing": "Nothing ablated: pick heads above to see the ablated translation.",
+        "interventions.translation_normal": "Normal translation: '{text}'",
+        "interventions.translation_ablated": "With {items} zeroed: '{text}'",
+        "interventions.translation_probs_title": "Probability of each token of the normal translation: normal vs ablated",
+        "interventions.patch_decoder_only": "Activation patching on this page works with decoder models; '{name}' is an encoder-decoder. Try the ablation tab, or pick a decoder model (induction-2l, smollm2-135m-instruct).",
         "interventions.tab_patch": "Activation patching",
         "interventions.default_prompt": "When Mary and John went to the store, John gave a drink to",
         "interventions.heads": "Attention heads to ablate",
@@ -768,6 +784,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "error.no_mlp": "The model '{name}' is attention-only: it has no MLP and no neurons. Remove MLP layers or "
         "neurons, or pick a model with MLPs.",
         "error.layer_out_of_range": "That layer does not exist: the model has layers 0..{n_layers}. Pick another.",
+        "error.unknown_head": "'{item}' is not a head of this model. Pick one from the list.",
+        "error.seq2seq_only": "This view is for encoder-decoder models.",
         "error.position_out_of_range": "That position does not exist: the text has positions 0..{n}. Pick another.",
         "loading.progress": "Loading the model… {seconds} s. The first load of a GGUF model converts it once "
         "(about 20-30 s); later loads take a second.",

@@ -284,3 +284,26 @@ def composition_snippet(model_key: str, mode: str, kind: str = "self") -> str:
         "print(result.baseline.mean, result.baseline.std)  # random matrices of the same shapes\n"
         "print(result.top(5))\n"
     )
+
+
+def translation_ablation_snippet(model_key: str, source: str, heads) -> str:
+    """``normal`` / ``ablated``: the greedy translations without and with the heads zeroed;
+    ``probs`` / ``ablated_probs``: each token of the normal translation's probability in both runs."""
+    return _load(model_key) + (
+        "import torch\n"
+        "from ui.seq2seq_ablation import ablation_hooks\n\n"
+        f"src = model.to_tokens({source!r})\n"
+        f"hooks = ablation_hooks(model, {list(heads)!r})  # zero each head's z (EL = encoder, DL = decoder, CL = cross)\n"
+        "\n\n@torch.no_grad()\n"
+        "def token_probs(tgt):  # p(next token of the normal translation), teacher-forced\n"
+        "    logits = model(src, tgt)[0, :-1].double()\n"
+        "    return torch.softmax(logits, -1).gather(-1, tgt[0, 1:, None])[:, 0]\n\n\n"
+        "normal_ids = model.generate(src, max_new_tokens=48)\n"
+        "probs = token_probs(normal_ids)\n"
+        "with model.hooks(fwd_hooks=hooks):\n"
+        "    ablated_ids = model.generate(src, max_new_tokens=48)\n"
+        "    ablated_probs = token_probs(normal_ids)\n"
+        "normal = model.tokenizer.decode(normal_ids[0].tolist(), skip_special_tokens=True)\n"
+        "ablated = model.tokenizer.decode(ablated_ids[0].tolist(), skip_special_tokens=True)\n"
+        "print(normal, '->', ablated)\n"
+    )

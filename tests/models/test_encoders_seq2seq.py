@@ -200,3 +200,22 @@ def test_seq2seq_save_native_round_trip(checkpoints, tmp_path):
     src, tgt = random_tokens(VOCAB, 5, seed=14, bos=None), random_tokens(VOCAB, 3, seed=15, bos=None)
     close(again(src, tgt), model(src, tgt), atol=0)
     assert "encoder-decoder, 2+2 layers" in again.cfg.summary()
+
+
+def test_generate_stops_at_the_context_length():
+    """An output that never says EOS (here: every cross-attention head zeroed, so the decoder
+    cannot read the source) stops at the decoder's context instead of running off its
+    position table."""
+    import models
+
+    model = models.load_pretrained("translator-es-en")
+    src = model.to_tokens("el gato negro come el pescado")
+
+    def zero(z, hook):
+        return torch.zeros_like(z)
+
+    hooks = [(f"decoder.blocks.{l}.cross_attn.hook_z", zero) for l in range(2)]
+    with model.hooks(fwd_hooks=hooks):
+        out = model.generate(src, max_new_tokens=500)
+    assert out.shape[1] == model.cfg.n_ctx
+    assert model.generate(src, max_new_tokens=500).shape[1] < model.cfg.n_ctx  # the normal one ends early
