@@ -40,6 +40,20 @@ class ExportError(RuntimeError):
     """A figure could not be rendered (no browser for kaleido, for example)."""
 
 
+def image_export_available() -> bool:
+    """Whether kaleido has a browser to draw PNG/SVG with: ``BROWSER_PATH``, Debian's
+    ``/usr/bin/chromium``, or a Chrome/Chromium on the PATH. (HTML and CSV never need one.)"""
+    import shutil
+
+    configured = os.environ.get("BROWSER_PATH")
+    if configured:
+        return Path(configured).exists()
+    if Path(_CHROMIUM).exists():
+        return True
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+    return any(shutil.which(name) for name in names)
+
+
 def _ensure_server() -> None:
     global _server_started
     if "BROWSER_PATH" not in os.environ and Path(_CHROMIUM).exists():

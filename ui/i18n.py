@@ -103,6 +103,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "code.title": "Copiar como código (Python)",
         # Export
         "export.caption": "Exportar esta figura",
+        "export.no_browser": "PNG y SVG se dibujan con Chromium, que no está en este servidor (apt-get install chromium, o BROWSER_PATH con la ruta de un Chrome). HTML y CSV funcionan sin él.",
         "export.png": "PNG",
         "export.svg": "SVG",
         "export.html": "HTML interactivo",
@@ -506,6 +507,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "code.title": "Copy as code (Python)",
         # Export
         "export.caption": "Export this figure",
+        "export.no_browser": "PNG and SVG are drawn by Chromium, which this server does not have (apt-get install chromium, or BROWSER_PATH set to a Chrome). HTML and CSV work without it.",
         "export.png": "PNG",
         "export.svg": "SVG",
         "export.html": "Interactive HTML",

@@ -7,14 +7,19 @@ from typing import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.export import FORMATS, MIME, export
+from ui.export import FORMATS, MIME, export, image_export_available
 
 
 def export_buttons(fig: go.Figure, stem: str, tr: Callable[..., str]) -> None:
     """One download button per format (PNG, SVG, interactive HTML, CSV data). The file is made
     only when its button is clicked (deferred ``data``), so drawing the page stays fast."""
     st.caption(tr("export.caption"))
+    images = image_export_available()
     for col, fmt in zip(st.columns(len(FORMATS)), FORMATS):
+        if fmt in ("png", "svg") and not images:  # kaleido would fail: say why instead
+            col.button(tr(f"export.{fmt}"), disabled=True, key=f"export_{stem}_{fmt}", width="stretch",
+                       help=tr("export.no_browser"))
+            continue
         col.download_button(
             tr(f"export.{fmt}"),
             data=lambda fmt=fmt: export(fig, fmt),
@@ -24,6 +29,8 @@ def export_buttons(fig: go.Figure, stem: str, tr: Callable[..., str]) -> None:
             on_click="ignore",
             width="stretch",
         )
+    if not images:
+        st.caption(tr("export.no_browser"))
 
 
 def error_message(tr: Callable[..., str], err: Exception, name: str) -> str:

@@ -133,3 +133,28 @@ def test_command_line_grid_views(tmp_path, capsys):
     assert "Attention patterns of every head · layer 1" in out.read_text()
     assert main(["--model", "induction-2l", "--prompt", "   ", "-o", str(tmp_path / "x.png")]) == 2
     assert "El texto de entrada está vacío." in capsys.readouterr().err  # the app's own message, not a code
+
+
+def test_without_a_browser_png_and_svg_say_why(monkeypatch):
+    """No Chromium for kaleido: the PNG/SVG buttons are disabled with the fix in their help and a
+    caption; HTML and CSV stay downloadable; nothing fails."""
+    from pathlib import Path as _Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from ui import export as export_module
+    from ui import state
+    from ui.i18n import t
+
+    monkeypatch.setenv("BROWSER_PATH", "/no/such/chrome")
+    assert not export_module.image_export_available()
+    at = AppTest.from_file(str(_Path(__file__).resolve().parents[2] / "app.py"), default_timeout=60)
+    at.session_state[state.LANG_KEY] = "en"
+    at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    at.run()
+    assert not at.exception and not at.error
+    disabled = [b for b in at.button if b.label in (t("export.png", "en"), t("export.svg", "en"))]
+    assert len(disabled) == 2 and all(b.disabled for b in disabled)
+    assert t("export.no_browser", "en") in [c.value for c in at.caption]
+    monkeypatch.setenv("BROWSER_PATH", "/usr/bin/chromium")
+    assert export_module.image_export_available() == _Path("/usr/bin/chromium").exists()
