@@ -49,6 +49,12 @@ HEAD_KEY = "head"
 
 
 def current_lang() -> str:
+    """The session's language. A link may choose it for a new session (``?lang=en``: a teacher
+    hands out the English link); the sidebar's choice wins from then on."""
+    if LANG_KEY not in st.session_state:
+        asked = st.query_params.get("lang")
+        if asked in LANGUAGES:
+            st.session_state[LANG_KEY] = asked
     lang = st.session_state.get(LANG_KEY, DEFAULT_LANG)
     return lang if lang in LANGUAGES else DEFAULT_LANG
 

@@ -50,3 +50,20 @@ def test_a_widget_change_on_every_page_keeps_the_sidebar() -> None:
         assert not at.exception, (path.name, [e.value for e in at.exception])
         assert at.sidebar.text_input(key=state.MODEL_FOLDER_KEY) is not None
         assert at.title[0].value == t(f"{path.stem}.title", "en"), path.name  # same page, new language
+
+
+def test_a_link_can_choose_the_language() -> None:
+    """``?lang=en`` opens a new session in English; an unknown value is ignored (Spanish); the
+    sidebar's choice wins afterwards."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params["lang"] = "en"
+    at.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    at.run()
+    assert not at.exception and at.title[0].value == t("attention.title", "en")
+    at.radio(key=state.LANG_KEY).set_value("es").run()
+    assert at.title[0].value == t("attention.title", "es")
+    other = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    other.query_params["lang"] = "xx"
+    other.session_state[state.MODEL_NAME_KEY] = "induction-2l"
+    other.run()
+    assert not other.exception and other.title[0].value == t("attention.title", "es")
