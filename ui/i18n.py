@@ -69,10 +69,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.view.layer": "Todas las cabezas de una capa",
         "attention.view.all": "Todas las capas",
         "attention.layer_range": "Capas",
-        "attention.layer_range_help": "Este modelo tiene demasiadas cabezas para verlas todas a la vez: elige un rango de hasta {n} capas.",
+        "attention.layer_range_help": "Este modelo tiene demasiadas cabezas para verlas todas a la vez: elige un "
+        "rango de hasta {n} capas.",
         "attention.layer_range_clipped": "Se muestran {n} capas como máximo: de la {first} a la {last}.",
-        "attention.all_caption": "{n} cabezas de atención; pasa el ratón por una celda para ver los tokens y el peso. Filas: capas; columnas: cabezas.",
-        "attention.grid_too_big": "El texto tiene {n} tokens: {heads} patrones de ese tamaño no caben en una figura. Mira una cabeza cada vez (vista «Una cabeza») o usa un texto más corto.",
+        "attention.all_caption": "{n} cabezas de atención; pasa el ratón por una celda para ver los tokens y el "
+        "peso. Filas: capas; columnas: cabezas.",
+        "attention.grid_too_big": "El texto tiene {n} tokens: {heads} patrones de ese tamaño no caben en una "
+        "figura. Mira una cabeza cada vez (vista «Una cabeza») o usa un texto más corto.",
         "attention.view.detectors": "Detectores de cabezas",
         "attention.head_short": "Cabeza {head}",
         "attention.detector": "Detector",
@@ -103,7 +106,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "code.title": "Copiar como código (Python)",
         # Export
         "export.caption": "Exportar esta figura",
-        "export.no_browser": "PNG y SVG se dibujan con Chromium, que no está en este servidor (apt-get install chromium, o BROWSER_PATH con la ruta de un Chrome). HTML y CSV funcionan sin él.",
+        "export.no_browser": "PNG y SVG se dibujan con Chromium, que no está en este servidor (apt-get install "
+        "chromium, o BROWSER_PATH con la ruta de un Chrome). HTML y CSV funcionan sin él.",
         "export.png": "PNG",
         "export.svg": "SVG",
         "export.html": "HTML interactivo",
@@ -131,13 +135,19 @@ STRINGS: dict[str, dict[str, str]] = {
         "cambian sus predicciones, o copia activaciones de un texto limpio a uno corrupto (parcheo) para ver qué "
         "componentes llevan el comportamiento.",
         "interventions.tab_ablate": "Ablación",
-        "interventions.seq2seq_intro": "Modelo codificador-decodificador: apaga cabezas de atención (su salida z pasa a 0) del codificador (EL), del decodificador (DL) o de la atención cruzada (CL) y mira cómo cambia la traducción, y cuánto pierde la traducción normal en probabilidad.",
-        "interventions.seq2seq_heads_help": "EL0H1 = codificador, capa 0, cabeza 1; DL = autoatención del decodificador; CL = atención cruzada. Puedes elegir varias.",
+        "interventions.seq2seq_intro": "Modelo codificador-decodificador: apaga cabezas de atención (su salida z "
+        "pasa a 0) del codificador (EL), del decodificador (DL) o de la atención cruzada (CL) y mira cómo cambia la "
+        "traducción, y cuánto pierde la traducción normal en probabilidad.",
+        "interventions.seq2seq_heads_help": "EL0H1 = codificador, capa 0, cabeza 1; DL = autoatención del "
+        "decodificador; CL = atención cruzada. Puedes elegir varias.",
         "interventions.seq2seq_nothing": "No se quita nada: elige cabezas arriba para ver la traducción con ablación.",
         "interventions.translation_normal": "Traducción normal: «{text}»",
         "interventions.translation_ablated": "Con {items} a cero: «{text}»",
-        "interventions.translation_probs_title": "Probabilidad de cada token de la traducción normal: normal frente a ablación",
-        "interventions.patch_decoder_only": "El parcheo de activaciones de esta página trabaja con modelos decodificadores; «{name}» es un codificador-decodificador. Prueba la pestaña de ablación, o elige un modelo decodificador (induction-2l, smollm2-135m-instruct).",
+        "interventions.translation_probs_title": "Probabilidad de cada token de la traducción normal: normal "
+        "frente a ablación",
+        "interventions.patch_decoder_only": "El parcheo de activaciones de esta página trabaja con modelos "
+        "decodificadores; «{name}» es un codificador-decodificador. Prueba la pestaña de ablación, o elige un modelo "
+        "decodificador (induction-2l, smollm2-135m-instruct).",
         "interventions.tab_patch": "Parcheo de activaciones",
         "interventions.default_prompt": "When Mary and John went to the store, John gave a drink to",
         "interventions.heads": "Cabezas de atención que se quitan (ablación)",
@@ -175,7 +185,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "interventions.sweep.head_out": "Salida de cada cabeza (capa × cabeza)",
         "interventions.sweep.attribution_head_out": "Parcheo por atribución: cabezas (aproximado, rápido)",
         "interventions.sweep.attribution_resid_pre": "Parcheo por atribución: flujo residual (aproximado, rápido)",
-        "interventions.sweep.path_head_to_logits": "Parcheo de caminos: cada cabeza → logits directamente (parte del efecto que lleva)",
+        "interventions.sweep.path_head_to_logits": "Parcheo de caminos: cada cabeza → logits directamente (parte "
+        "del efecto que lleva)",
         "interventions.run": "Ejecutar barrido",
         "interventions.cancel": "Cancelar",
         "interventions.cancelled": "Barrido cancelado. Pulsa «Ejecutar barrido» para empezarlo de nuevo.",
@@ -213,13 +224,16 @@ STRINGS: dict[str, dict[str, str]] = {
         "residual.last_position": "último token ({position})",
         "residual.share": "Parte del flujo residual",
         "residual.decomposition_title": "Qué escribió cada componente en el flujo residual final · posición {position}",
-        "residual.decomposition_identity": "Cada barra es ⟨componente, r⟩/‖r‖², la parte del flujo residual final r en su propia dirección: suman {total:.4f} (= 1). ‖r‖ = {norm:.3f}; la suma de los componentes difiere de r en {error:.1e} como máximo (redondeo).",
+        "residual.decomposition_identity": "Cada barra es ⟨componente, r⟩/‖r‖², la parte del flujo residual final "
+        "r en su propia dirección: suman {total:.4f} (= 1). ‖r‖ = {norm:.3f}; la suma de los componentes difiere de "
+        "r en {error:.1e} como máximo (redondeo).",
         "residual.target": "Token a seguir (opcional)",
         "residual.target_help": "Un solo token, con su espacio inicial si lo lleva. Vacío: la predicción final "
         "del modelo en la última posición.",
         "residual.first_top1": "«{token}» es el token más probable en la última posición desde la capa {layer}.",
         "residual.never": "(ninguna)",
-        "residual.lens_title": "Lente de logits: token más probable por capa y posición (color: probabilidad de «{token}»)",
+        "residual.lens_title": "Lente de logits: token más probable por capa y posición (color: probabilidad de "
+        "«{token}»)",
         "residual.target_prob": "P(«{token}»)",
         "residual.wrong_optional": "Respuesta incorrecta (opcional: diferencia de logits)",
         "residual.identity": "Suma de las atribuciones {total:.4f} + constante {constant:.4f} = logit {logit:.4f}",
@@ -247,7 +261,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "circuits.source_tokens": "Tokens de origen (codificador)",
         "circuits.target_tokens": "Tokens de destino (decodificador)",
         "circuits.default_target_tokens": "the black cat eats the fish",
-        "circuits.no_ov": "{name} no tiene desincrustación (un codificador sin cabeza de salida): el circuito OV, la copia y las direcciones singulares acaban en W_U, así que aquí solo está el lado QK.",
+        "circuits.no_ov": "{name} no tiene desincrustación (un codificador sin cabeza de salida): el circuito OV, "
+        "la copia y las direcciones singulares acaban en W_U, así que aquí solo está el lado QK.",
         "circuits.tokens_help": "Los tokens distintos de este texto (máximo 40) forman las filas y columnas.",
         "circuits.default_tokens": "the cat sat on the mat",
         "circuits.qk_title": "Circuito QK · capa {layer}, cabeza {head} (W_E W_QK W_Eᵀ)",
@@ -353,7 +368,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "logits que mostrar. Elige un modelo con cabeza de lenguaje.",
         "error.decoder_only": "Esta vista funciona con modelos decodificadores; «{name}» no lo es. "
         "Elige un modelo decodificador (por ejemplo induction-2l o smollm2-135m-instruct).",
-        "error.no_reference": "La ablación por media o por remuestreo necesita un texto de referencia: escríbelo arriba.",
+        "error.no_reference": "La ablación por media o por remuestreo necesita un texto de referencia: escríbelo "
+        "arriba.",
         "error.reference_length": "Para el remuestreo el texto de referencia debe tener {n} tokens como el de entrada; "
         "tiene {m}. Cambia palabras por otras de igual longitud o usa la ablación por media.",
         "error.not_one_token": "«{text}» no es un solo token para este modelo ({field}). Prueba con otra palabra "
@@ -472,10 +488,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.view.layer": "All heads of a layer",
         "attention.view.all": "All layers",
         "attention.layer_range": "Layers",
-        "attention.layer_range_help": "This model has too many heads to show at once: pick a range of up to {n} layers.",
+        "attention.layer_range_help": "This model has too many heads to show at once: pick a range of up to {n} "
+        "layers.",
         "attention.layer_range_clipped": "At most {n} layers are shown: {first} to {last}.",
-        "attention.all_caption": "{n} attention heads; hover a cell to see its tokens and weight. Rows: layers; columns: heads.",
-        "attention.grid_too_big": "The text has {n} tokens: {heads} patterns of that size do not fit in one figure. Look at one head at a time (the \"One head\" view) or use a shorter text.",
+        "attention.all_caption": "{n} attention heads; hover a cell to see its tokens and weight. Rows: layers; "
+        "columns: heads.",
+        "attention.grid_too_big": "The text has {n} tokens: {heads} patterns of that size do not fit in one "
+        "figure. Look at one head at a time (the \"One head\" view) or use a shorter text.",
         "attention.view.detectors": "Head detectors",
         "attention.head_short": "Head {head}",
         "attention.detector": "Detector",
@@ -507,7 +526,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "code.title": "Copy as code (Python)",
         # Export
         "export.caption": "Export this figure",
-        "export.no_browser": "PNG and SVG are drawn by Chromium, which this server does not have (apt-get install chromium, or BROWSER_PATH set to a Chrome). HTML and CSV work without it.",
+        "export.no_browser": "PNG and SVG are drawn by Chromium, which this server does not have (apt-get install "
+        "chromium, or BROWSER_PATH set to a Chrome). HTML and CSV work without it.",
         "export.png": "PNG",
         "export.svg": "SVG",
         "export.html": "Interactive HTML",
@@ -535,13 +555,18 @@ STRINGS: dict[str, dict[str, str]] = {
         "predictions change, or copy activations from a clean text into a corrupted one (patching) to see which "
         "components carry the behaviour.",
         "interventions.tab_ablate": "Ablation",
-        "interventions.seq2seq_intro": "Encoder-decoder model: switch off attention heads (their output z becomes 0) of the encoder (EL), the decoder (DL) or the cross-attention (CL) and see how the translation changes, and how much probability the normal translation loses.",
-        "interventions.seq2seq_heads_help": "EL0H1 = encoder, layer 0, head 1; DL = decoder self-attention; CL = cross-attention. You can pick several.",
+        "interventions.seq2seq_intro": "Encoder-decoder model: switch off attention heads (their output z becomes "
+        "0) of the encoder (EL), the decoder (DL) or the cross-attention (CL) and see how the translation changes, "
+        "and how much probability the normal translation loses.",
+        "interventions.seq2seq_heads_help": "EL0H1 = encoder, layer 0, head 1; DL = decoder self-attention; CL = "
+        "cross-attention. You can pick several.",
         "interventions.seq2seq_nothing": "Nothing ablated: pick heads above to see the ablated translation.",
         "interventions.translation_normal": "Normal translation: '{text}'",
         "interventions.translation_ablated": "With {items} zeroed: '{text}'",
-        "interventions.translation_probs_title": "Probability of each token of the normal translation: normal vs ablated",
-        "interventions.patch_decoder_only": "Activation patching on this page works with decoder models; '{name}' is an encoder-decoder. Try the ablation tab, or pick a decoder model (induction-2l, smollm2-135m-instruct).",
+        "interventions.translation_probs_title": "Probability of each token of the normal translation: normal vs "
+        "ablated",
+        "interventions.patch_decoder_only": "Activation patching on this page works with decoder models; '{name}' "
+        "is an encoder-decoder. Try the ablation tab, or pick a decoder model (induction-2l, smollm2-135m-instruct).",
         "interventions.tab_patch": "Activation patching",
         "interventions.default_prompt": "When Mary and John went to the store, John gave a drink to",
         "interventions.heads": "Attention heads to ablate",
@@ -579,7 +604,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "interventions.sweep.head_out": "Each head's output (layer × head)",
         "interventions.sweep.attribution_head_out": "Attribution patching: heads (approximate, fast)",
         "interventions.sweep.attribution_resid_pre": "Attribution patching: residual stream (approximate, fast)",
-        "interventions.sweep.path_head_to_logits": "Path patching: each head → logits directly (share of the effect it carries)",
+        "interventions.sweep.path_head_to_logits": "Path patching: each head → logits directly (share of the "
+        "effect it carries)",
         "interventions.run": "Run sweep",
         "interventions.cancel": "Cancel",
         "interventions.cancelled": "Sweep cancelled. Press 'Run sweep' to start it again.",
@@ -616,8 +642,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "residual.group.layer": "Per layer",
         "residual.last_position": "last token ({position})",
         "residual.share": "Share of the residual stream",
-        "residual.decomposition_title": "What each component wrote into the final residual stream · position {position}",
-        "residual.decomposition_identity": "Each bar is ⟨component, r⟩/‖r‖², the part of the final residual stream r along its own direction: they sum to {total:.4f} (= 1). ‖r‖ = {norm:.3f}; the components add up to r within {error:.1e} (rounding).",
+        "residual.decomposition_title": "What each component wrote into the final residual stream · position "
+        "{position}",
+        "residual.decomposition_identity": "Each bar is ⟨component, r⟩/‖r‖², the part of the final residual stream "
+        "r along its own direction: they sum to {total:.4f} (= 1). ‖r‖ = {norm:.3f}; the components add up to r "
+        "within {error:.1e} (rounding).",
         "residual.target": "Token to follow (optional)",
         "residual.target_help": "One token, with its leading space if it has one. Empty: the model's final "
         "prediction at the last position.",
@@ -652,7 +681,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "circuits.source_tokens": "Source tokens (encoder)",
         "circuits.target_tokens": "Target tokens (decoder)",
         "circuits.default_target_tokens": "the black cat eats the fish",
-        "circuits.no_ov": "{name} has no unembedding (an encoder without an output head): the OV circuit, copying and singular directions end at W_U, so only the QK side is shown here.",
+        "circuits.no_ov": "{name} has no unembedding (an encoder without an output head): the OV circuit, copying "
+        "and singular directions end at W_U, so only the QK side is shown here.",
         "circuits.tokens_help": "The distinct tokens of this text (at most 40) are the rows and columns.",
         "circuits.default_tokens": "the cat sat on the mat",
         "circuits.qk_title": "QK circuit · layer {layer}, head {head} (W_E W_QK W_Eᵀ)",
