@@ -76,7 +76,9 @@ def _hooks(model) -> list[tuple[str, str, str]]:
 
 
 def stages(model, prompt: str, target: Optional[str] = None) -> list[Stage]:
-    """Every stage of the forward pass with its live shape on ``prompt`` (block stages: layer 0)."""
+    """Every stage of the forward pass with its live shape on ``prompt`` (block stages: layer 0).
+    An encoder-decoder's decoder reads ``target``, or (blank) the model's own greedy output, as
+    on the attention page."""
     from ui.prompts import prompt_tokens
 
     tokens = prompt_tokens(model, prompt)
@@ -86,7 +88,11 @@ def stages(model, prompt: str, target: Optional[str] = None) -> list[Stage]:
     if model.cfg.family == "encoder-decoder":
         from models.tokens import to_target_tokens_and_mask
 
-        tgt = to_target_tokens_and_mask(model, target)[0] if target and target.strip() else None
+        if target and target.strip():
+            tgt = to_target_tokens_and_mask(model, target)[0]
+        else:
+            with torch.no_grad():
+                tgt = model.generate(tokens, max_new_tokens=model.cfg.n_ctx)
         args = (tokens, tgt)
     with torch.no_grad():
         out, cache = model.run_with_cache(*args, names_filter=lambda n: n in wanted)
@@ -126,6 +132,7 @@ def architecture_dot(stages_: list[Stage], names: Callable[[str], str], n_layers
     if enc_last and cross:  # cross-attention reads keys and values from the encoder's output
         lines.append(f'  {enc_last} -> {cross} [style=dashed, label="K, V"];')
     for j, (stack, nodes) in enumerate(clusters.items()):
-        lines.append(f'  subgraph cluster_{j} {{ label="{_esc(stack + n_layers)}"; style="dashed"; {" ".join(nodes)}; }}')
+        title = f"{stack.rstrip('.')} · {n_layers}" if stack else n_layers  # "encoder · × 2 layers ..."
+        lines.append(f'  subgraph cluster_{j} {{ label="{_esc(title)}"; style="dashed"; {" ".join(nodes)}; }}')
     lines.append("}")
     return "\n".join(lines)

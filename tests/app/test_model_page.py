@@ -37,6 +37,11 @@ def test_encoder_decoder_has_both_stacks_and_cross_attention():
     assert cross.hook == "decoder.blocks.0.cross_attn.hook_pattern" and cross.shape[-1] == 4  # 3 words + </s>
     dot = architecture_dot(rows, lambda k: k, "x 2")
     assert dot.startswith("digraph") and 'label="K, V"' in dot and dot.count("->") >= len(rows) - 2
+    assert 'label="encoder · x 2"' in dot and 'label="decoder · x 2"' in dot
+    # no target text: the decoder reads the model's own translation, "<s> the black </s>"
+    generated = model.generate(model.to_tokens("el gato negro"), max_new_tokens=32)
+    assert generated.shape[1] > 2
+    assert next(s for s in rows if s.key == "cross_pattern").shape[-2] == generated.shape[1]
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
