@@ -1,5 +1,7 @@
 """Residual-stream page: the logit lens (what the residual stream would predict after each
-layer) and direct logit attribution (how much each layer and head writes towards an answer).
+layer), the residual stream's decomposition, and direct logit attribution (how much each layer,
+head and neuron writes towards an answer). An encoder-decoder: its decoder's residual stream on
+the translation so far, with the source read by the encoder.
 
 Thin: widgets -> ui.residual_view (pure, on circuits.residual) -> ui.figures.
 """
@@ -24,10 +26,11 @@ leave_legacy_multipage_mode()  # first run of a process: back through app.py (ui
 R_PROMPT, R_TARGET, R_ANSWER, R_WRONG = "res_prompt", "res_target", "res_answer", "res_wrong"
 R_NEURON_LAYER, R_NEURON_K = "res_neuron_layer", "res_neuron_k"
 R_POSITION, R_GROUP = "res_position", "res_group"
+R_DECODER = "res_decoder_text"  # an encoder-decoder: the translation so far, read by the decoder
 MAX_NEURONS_SHOWN = 50
 
 
-def neuron_section(tr, choice, model, prompt: str, answer: str, wrong: str, view) -> None:
+def neuron_section(tr, choice, model, prompt: str, answer: str, wrong: str, view, decoder) -> None:
     """Per-neuron direct logit attribution of one MLP layer (top-k by |attribution|)."""
     st.subheader(tr("residual.neurons_header"))
     cfg = model.cfg
@@ -44,7 +47,7 @@ def neuron_section(tr, choice, model, prompt: str, answer: str, wrong: str, view
     layer = a.selectbox(tr("residual.neuron_layer"), layers, key=R_NEURON_LAYER)
     k = int(b.number_input(tr("residual.neuron_k"), min_value=1, max_value=top, step=1, key=R_NEURON_K))
     try:
-        neurons = state.residual_view(choice.key, "neurons", prompt, answer, wrong, layer, k)
+        neurons = state.residual_view(choice.key, "neurons", prompt, answer, wrong, layer, k, decoder or "")
     except Exception as err:  # noqa: BLE001
         st.error(error_message(tr, err, choice.label))
         return
@@ -55,16 +58,16 @@ def neuron_section(tr, choice, model, prompt: str, answer: str, wrong: str, view
     st.plotly_chart(fig, width="stretch", key="dla_neurons")
     export_buttons(fig, f"dla_neurons_L{layer}", tr)
     with st.expander(tr("code.title")):
-        st.code(neuron_attribution_snippet(choice.name, prompt, answer, wrong, layer, k), language="python")
+        st.code(neuron_attribution_snippet(choice.name, prompt, answer, wrong, layer, k, decoder), language="python")
 
 
-def decomposition_section(tr, choice, model, prompt: str) -> None:
+def decomposition_section(tr, choice, model, prompt: str, decoder) -> None:
     """The final residual at one position as the sum of what the embeddings, each head, each
     MLP and the biases wrote (or summed per layer): each one's share along the residual."""
-    from ui.interventions import _tokens
+    from ui.residual_view import _inputs
 
     try:
-        tokens = model.to_str_tokens(_tokens(model, prompt)[0])
+        tokens = model.to_str_tokens(_inputs(model, prompt, decoder or "")[0][0])
     except Exception as err:  # noqa: BLE001 - a message, never a traceback
         st.error(error_message(tr, err, choice.label))
         return
@@ -79,7 +82,7 @@ def decomposition_section(tr, choice, model, prompt: str) -> None:
     group = b.radio(tr("residual.group"), ["component", "layer"], key=R_GROUP, horizontal=True,
                     format_func=lambda g: tr(f"residual.group.{g}"))
     try:
-        view = state.residual_view(choice.key, "decomposition", prompt, position, group == "layer")
+        view = state.residual_view(choice.key, "decomposition", prompt, position, group == "layer", decoder or "")
     except Exception as err:  # noqa: BLE001
         st.error(error_message(tr, err, choice.label))
         return
@@ -90,7 +93,8 @@ def decomposition_section(tr, choice, model, prompt: str) -> None:
     st.plotly_chart(fig, width="stretch", key="decomposition_chart")
     export_buttons(fig, f"decomposition_pos{view.position}", tr)
     with st.expander(tr("code.title")):
-        st.code(decomposition_snippet(choice.name, prompt, view.position, group == "layer"), language="python")
+        st.code(decomposition_snippet(choice.name, prompt, view.position, group == "layer", decoder),
+                language="python")
 
 
 def render() -> None:
@@ -99,15 +103,25 @@ def render() -> None:
     if header is None:
         return
     choice, model = header
-    state.set_text_default(R_PROMPT, tr, "residual.default_prompt", choice.name)
-    prompt = st.text_area(tr("attention.prompt"), key=R_PROMPT, height=80)
+    seq2seq = model.cfg.family == "encoder-decoder"
+    if model.cfg.family == "encoder" or not model.cfg.has_logits:
+        st.info(tr("error.decoder_only", name=choice.label))
+        return
+    state.set_text_default(R_PROMPT, tr, "attention.default_source" if seq2seq else "residual.default_prompt",
+                           choice.name)
+    prompt = st.text_area(tr("attention.source" if seq2seq else "attention.prompt"), key=R_PROMPT, height=80)
     unknown_words_warning(tr, model, prompt)
+    decoder = None  # a decoder model: None; an encoder-decoder: the translation so far (may be "")
+    if seq2seq:
+        state.set_text_default(R_DECODER, tr, None, choice.name)
+        decoder = st.text_input(tr("residual.decoder_text"), key=R_DECODER, help=tr("residual.decoder_text_help"))
+        unknown_words_warning(tr, model, decoder)
     lens_tab, decomp_tab, dla_tab = st.tabs([tr("residual.tab_lens"), tr("residual.tab_decomposition"),
                                              tr("residual.tab_dla")])
     with lens_tab:
         target = st.text_input(tr("residual.target"), key=R_TARGET, help=tr("residual.target_help"))
         try:
-            view = state.residual_view(choice.key, "lens", prompt, target)
+            view = state.residual_view(choice.key, "lens", prompt, target, decoder or "")
         except Exception as err:  # noqa: BLE001 - a message, never a traceback
             st.error(error_message(tr, err, choice.label))
         else:
@@ -126,9 +140,9 @@ def render() -> None:
             st.plotly_chart(ranks, width="stretch", key="rank_chart")
             export_buttons(ranks, "logit_lens_rank", tr)
             with st.expander(tr("code.title")):
-                st.code(logit_lens_snippet(choice.name, prompt, view.target), language="python")
+                st.code(logit_lens_snippet(choice.name, prompt, view.target, decoder), language="python")
     with decomp_tab:
-        decomposition_section(tr, choice, model, prompt)
+        decomposition_section(tr, choice, model, prompt, decoder)
     with dla_tab:
         state.set_text_default(R_ANSWER, tr, "residual.default_answer", choice.name)
         state.set_text_default(R_WRONG, tr, None, choice.name)
@@ -136,7 +150,7 @@ def render() -> None:
         answer = a.text_input(tr("interventions.answer"), key=R_ANSWER, help=tr("interventions.token_help"))
         wrong = w.text_input(tr("residual.wrong_optional"), key=R_WRONG, help=tr("interventions.token_help"))
         try:
-            view = state.residual_view(choice.key, "attribution", prompt, answer, wrong)
+            view = state.residual_view(choice.key, "attribution", prompt, answer, wrong, decoder or "")
         except Exception as err:  # noqa: BLE001
             st.error(error_message(tr, err, choice.label))
             return
@@ -151,9 +165,16 @@ def render() -> None:
                               value_label=tr("residual.attribution"))
         st.plotly_chart(heads, width="stretch", key="dla_heads")
         export_buttons(heads, "dla_heads", tr)
+        if view.cross is not None:
+            cross = sweep_heatmap(view.cross, [str(l) for l in range(view.cross.shape[0])],
+                                  [str(h) for h in range(view.cross.shape[1])], title=tr("residual.dla_cross_heads"),
+                                  row_label=tr("attention.layer"), column_label=tr("attention.head"),
+                                  value_label=tr("residual.attribution"))
+            st.plotly_chart(cross, width="stretch", key="dla_cross_heads")
+            export_buttons(cross, "dla_cross_heads", tr)
         with st.expander(tr("code.title")):
-            st.code(attribution_snippet(choice.name, prompt, answer, wrong), language="python")
-        neuron_section(tr, choice, model, prompt, answer, wrong, view)
+            st.code(attribution_snippet(choice.name, prompt, answer, wrong, decoder), language="python")
+        neuron_section(tr, choice, model, prompt, answer, wrong, view, decoder)
 
 
 render()

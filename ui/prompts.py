@@ -105,9 +105,13 @@ DEMO_TEXTS: dict[str, dict[str, str]] = {
         "res_wrong": " perro",
         "c_tokens": "gato azul tren queso perro luna",
     },
-    "translator-es-en": {
+    "translator-es-en": {  # on the residual page its decoder, having written "the black", says "cat"
         "prompt": "el gato negro come el pescado",
         "model_prompt": "el gato negro come el pescado",
+        "res_prompt": "el gato negro come el pescado",
+        "res_decoder_text": "the black",
+        "res_answer": "cat",
+        "res_wrong": "dog",
     },
 }
 

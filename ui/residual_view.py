@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import torch
 
 from circuits.neurons import neuron_direct_logit_attribution
 from circuits.residual import direct_logit_attribution, logit_lens
@@ -27,23 +28,42 @@ class LensView:
 
 
 def _check(model) -> None:
-    if model.cfg.family != "decoder":
+    if model.cfg.family == "encoder":
         raise PromptError("decoder_only")
     if not model.cfg.has_logits:
         raise PromptError("no_logits")
 
 
-def lens_view(model, prompt: str, target: str = "") -> LensView:
+def _inputs(model, prompt: str, decoder_text: str = "") -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(tokens the residual stream is read on, source tokens or None). A decoder reads ``prompt``;
+    an encoder-decoder reads ``prompt`` as its source and ``decoder_text`` (the translation so
+    far, after the start token; may be empty) in its decoder, whose residual stream is read."""
+    if model.cfg.family != "encoder-decoder":
+        return _tokens(model, prompt), None
+    from models.tokens import to_target_tokens_and_mask
+    from ui.prompts import check_length, check_text
+
+    src = _tokens(model, prompt)
+    decoder_text = decoder_text if decoder_text is not None else ""
+    if decoder_text.strip():  # blank is fine here: the decoder then reads its start token alone
+        decoder_text = check_text(decoder_text, "decoder_text")
+    tgt = to_target_tokens_and_mask(model, decoder_text.strip())[0].to(src.device)  # start token + the text
+    check_length(tgt.shape[1], model.cfg.n_ctx)
+    return tgt, src
+
+
+def lens_view(model, prompt: str, target: str = "", decoder_text: str = "") -> LensView:
     """The logit lens of ``prompt`` at every position; ``target`` (one token, optional) is
     followed layer by layer. Without a target, the model's own top prediction at the last
-    position is followed."""
+    position is followed. An encoder-decoder: the decoder's positions on ``decoder_text``, with
+    ``prompt`` as the source (:func:`_inputs`)."""
     _check(model)
-    tokens = _tokens(model, prompt)
+    tokens, src = _inputs(model, prompt, decoder_text)
     target_id = single_token(model, target, "target") if target.strip() else None
-    lens = logit_lens(model, tokens, k=1, target=target_id)
+    lens = logit_lens(model, tokens, k=1, target=target_id, src=src)
     if target_id is None:  # follow the model's own final prediction
         target_id = int(lens.top_ids[-1, 0, -1, 0])
-        lens = logit_lens(model, tokens, k=1, target=target_id)
+        lens = logit_lens(model, tokens, k=1, target=target_id, src=src)
     tops = [[lens.token_strings[int(i)] for i in lens.top_ids[l, 0, :, 0]] for l in range(len(lens.layer_labels))]
     first = int(lens.first_top1_layer()[0, -1])
     return LensView(
@@ -67,18 +87,22 @@ class AttributionView:
     constant: float
     total: float  # sum of every component's attribution
     mlp: Optional[np.ndarray] = None  # [n_layers]: each layer's MLP (without b_out); None: attention-only
+    cross: Optional[np.ndarray] = None  # [n_layers, n_heads]: an encoder-decoder's cross-attention heads
 
 
-def attribution_view(model, prompt: str, answer: str, wrong: str = "") -> AttributionView:
+def attribution_view(model, prompt: str, answer: str, wrong: str = "", decoder_text: str = "") -> AttributionView:
     """Direct logit attribution of ``prompt``'s last position to ``answer`` (or to the logit
-    difference ``answer - wrong``), per layer and per head."""
+    difference ``answer - wrong``), per layer and per head (an encoder-decoder: the decoder's
+    last position on ``decoder_text``; ``heads`` are its self-attention heads, ``cross`` its
+    cross-attention heads)."""
     _check(model)
-    tokens = _tokens(model, prompt)
+    tokens, src = _inputs(model, prompt, decoder_text)
     a = single_token(model, answer, "answer")
     w = single_token(model, wrong, "wrong") if wrong.strip() else None
-    dla = direct_logit_attribution(model, tokens, a, w)
+    dla = direct_logit_attribution(model, tokens, a, w, src=src)
     per_layer, labels = dla.by_layer()
     heads = dla.heads()[..., 0] if model.cfg.n_heads else np.zeros((0, 0))
+    cross = dla.heads(cross=True)[..., 0].float().cpu().numpy() if src is not None else None
     mlp_rows = {layer: i for i, (kind, layer) in enumerate(zip(dla.kinds, dla.layers)) if kind == "mlp"}
     mlp = (np.array([float(dla.values[mlp_rows[l], 0]) for l in range(dla.n_layers)])
            if len(mlp_rows) == dla.n_layers else None)
@@ -90,6 +114,7 @@ def attribution_view(model, prompt: str, answer: str, wrong: str = "") -> Attrib
         constant=float(dla.constant[0]),
         total=float(dla.values[:, 0].sum()),
         mlp=mlp,
+        cross=cross,
     )
 
 
@@ -104,7 +129,7 @@ class NeuronAttributionView:
 
 
 def neuron_attribution_view(model, prompt: str, answer: str, wrong: str = "", layer: int = 0,
-                            k: int = 10) -> NeuronAttributionView:
+                            k: int = 10, decoder_text: str = "") -> NeuronAttributionView:
     """The ``k`` neurons of ``layer``'s MLP with the largest |direct logit attribution| to
     ``answer`` (or ``answer - wrong``) at the last position (``circuits.neurons``), and the sum
     over all of them, which equals that layer's MLP attribution (bias ``b_out`` excluded)."""
@@ -114,10 +139,10 @@ def neuron_attribution_view(model, prompt: str, answer: str, wrong: str = "", la
         raise PromptError("no_mlp")
     if not 0 <= layer < cfg.n_layers:
         raise PromptError("layer_out_of_range", n_layers=cfg.n_layers - 1)
-    tokens = _tokens(model, prompt)
+    tokens, src = _inputs(model, prompt, decoder_text)
     a = single_token(model, answer, "answer")
     w = single_token(model, wrong, "wrong") if wrong.strip() else None
-    values = neuron_direct_logit_attribution(model, tokens, layer, a, w, positions=[-1])[0, 0]  # [d_mlp]
+    values = neuron_direct_logit_attribution(model, tokens, layer, a, w, positions=[-1], src=src)[0, 0]  # [d_mlp]
     top = values.abs().topk(max(1, min(int(k), values.shape[0]))).indices
     return NeuronAttributionView(
         layer=layer,
@@ -145,18 +170,20 @@ class DecompositionView:
     position_label: str
 
 
-def decomposition_view(model, prompt: str, position: int = -1, by_layer: bool = False) -> DecompositionView:
+def decomposition_view(model, prompt: str, position: int = -1, by_layer: bool = False,
+                       decoder_text: str = "") -> DecompositionView:
     """``circuits.residual.decompose_residual`` of ``prompt`` at ``position`` (negative: from
-    the end), per component or summed per writing layer."""
+    the end), per component or summed per writing layer (an encoder-decoder: its decoder's
+    residual stream on ``decoder_text``)."""
     from circuits.residual import decompose_residual
 
-    if model.cfg.family != "decoder":
+    if model.cfg.family == "encoder":
         raise PromptError("decoder_only")
-    tokens = _tokens(model, prompt)
+    tokens, src = _inputs(model, prompt, decoder_text)
     n = tokens.shape[1]
     if not -n <= position < n:
         raise PromptError("position_out_of_range", n=n - 1)
-    d = decompose_residual(model, tokens, positions=[position])
+    d = decompose_residual(model, tokens, positions=[position], src=src)
     components, labels = d.by_layer() if by_layer else (d.components, list(d.labels))
     components = components[:, 0, 0].double()  # [component, d_model]
     residual = d.residual[0, 0].double()

@@ -46,11 +46,24 @@ def attention_snippet(model_key: str, prompt: str, kind: str, layer: Optional[in
     return code
 
 
-def logit_lens_snippet(model_key: str, prompt: str, target: str) -> str:
+def _read_on(prompt: str, decoder_text: Optional[str]) -> tuple[str, str]:
+    """(code that defines ``tokens`` (and ``src``), the extra call argument): a decoder reads
+    ``prompt``; an encoder-decoder (``decoder_text`` not None) reads ``prompt`` as its source and
+    the translation so far in its decoder, whose residual stream is analysed."""
+    if decoder_text is None:
+        return f"tokens = model.to_tokens({prompt!r})\n", ""
+    return ("from models.tokens import to_target_tokens_and_mask\n\n"
+            f"src = model.to_tokens({prompt!r})  # the source, read by the encoder\n"
+            f"tokens = to_target_tokens_and_mask(model, {decoder_text.strip()!r})[0]  # the decoder: start token + "
+            "the translation so far\n"), ", src=src"
+
+
+def logit_lens_snippet(model_key: str, prompt: str, target: str, decoder_text: Optional[str] = None) -> str:
     """``probs``: ``[layer, position]`` probability of ``target`` after each layer."""
-    return _load(model_key) + (
+    read, src = _read_on(prompt, decoder_text)
+    return _load(model_key) + read + (
         "from circuits.residual import logit_lens\n\n"
-        f"lens = logit_lens(model, model.to_tokens({prompt!r}), k=1, target=model.to_single_token({target!r}))\n"
+        f"lens = logit_lens(model, tokens, k=1, target=model.to_single_token({target!r}){src})\n"
         "probs = lens.target_prob[:, 0]  # [layer (embed, L0, ...), position]\n"
         "print(lens.layer_labels[int(lens.first_top1_layer()[0, -1])])  # where it first becomes the top token\n"
     )
@@ -115,15 +128,16 @@ def ablation_snippet(model_key: str, prompt: str, ablations, reference: str = ""
     return code
 
 
-def neuron_attribution_snippet(model_key: str, prompt: str, answer: str, wrong: str, layer: int, k: int) -> str:
+def neuron_attribution_snippet(model_key: str, prompt: str, answer: str, wrong: str, layer: int, k: int,
+                               decoder_text: Optional[str] = None) -> str:
     """``values``: the top-``k`` neurons of ``layer`` by |direct logit attribution| at the last
     position (``neurons``: their indices); ``total``: the sum over every neuron of the layer."""
     wrong_arg = f", model.to_single_token({wrong!r})" if wrong and wrong.strip() else ""
-    return _load(model_key) + (
+    read, src = _read_on(prompt, decoder_text)
+    return _load(model_key) + read + (
         "from circuits.neurons import neuron_direct_logit_attribution\n\n"
-        f"tokens = model.to_tokens({prompt!r})\n"
         f"attribution = neuron_direct_logit_attribution(model, tokens, {layer}, model.to_single_token({answer!r})"
-        f"{wrong_arg}, positions=[-1])[0, 0]  # [d_mlp]\n"
+        f"{wrong_arg}, positions=[-1]{src})[0, 0]  # [d_mlp]\n"
         f"neurons = attribution.abs().topk({k}).indices\n"
         "values = attribution[neurons]\n"
         "total = attribution.sum()  # = the MLP row of circuits.residual.direct_logit_attribution\n"
@@ -193,28 +207,32 @@ def _answer_args(answer: str, wrong: str) -> str:
     return f"model.to_single_token({answer!r}){wrong_arg}"
 
 
-def attribution_snippet(model_key: str, prompt: str, answer: str, wrong: str = "") -> str:
+def attribution_snippet(model_key: str, prompt: str, answer: str, wrong: str = "",
+                        decoder_text: Optional[str] = None) -> str:
     """``per_layer``: the direct logit attribution of each layer's writes (embeddings first) at
     the last position; ``heads``: ``[layer, head]``; the identity the page prints."""
-    return _load(model_key) + (
+    read, src = _read_on(prompt, decoder_text)
+    return _load(model_key) + read + (
         "from circuits.residual import direct_logit_attribution\n\n"
-        f"tokens = model.to_tokens({prompt!r})\n"
-        f"dla = direct_logit_attribution(model, tokens, {_answer_args(answer, wrong)})\n"
+        f"dla = direct_logit_attribution(model, tokens, {_answer_args(answer, wrong)}{src})\n"
         "per_layer, labels = dla.by_layer()\n"
         "per_layer = per_layer[:, 0]  # [embed, L0, L1, ...]\n"
         "heads = dla.heads()[..., 0]  # [layer, head]\n"
+        + ("cross = dla.heads(cross=True)[..., 0]  # [layer, head]: the cross-attention heads\n" if src else "") +
         "print(float(dla.values[:, 0].sum()), float(dla.constant[0]), float(dla.logit[0]))  # sum + constant = logit\n"
     )
 
 
-def decomposition_snippet(model_key: str, prompt: str, position: int, by_layer: bool) -> str:
+def decomposition_snippet(model_key: str, prompt: str, position: int, by_layer: bool,
+                          decoder_text: Optional[str] = None) -> str:
     """``shares``: each component's (or layer's) part of the final residual along its own
     direction at ``position`` (they sum to 1); ``norms``: the norm of what each wrote."""
     grouped = ("components, labels = d.by_layer()  # summed per writing layer\n" if by_layer else
                "components, labels = d.components, d.labels  # embeddings, each head, each MLP, biases\n")
-    return _load(model_key) + (
+    read, src = _read_on(prompt, decoder_text)
+    return _load(model_key) + read + (
         "from circuits.residual import decompose_residual\n\n"
-        f"d = decompose_residual(model, model.to_tokens({prompt!r}), positions=[{position}])\n"
+        f"d = decompose_residual(model, tokens, positions=[{position}]{src})\n"
         + grouped +
         "c, r = components[:, 0, 0].double(), d.residual[0, 0].double()  # sum(c) == r\n"
         "shares = c @ r / r.dot(r)\n"

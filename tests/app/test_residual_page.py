@@ -72,10 +72,12 @@ def test_bad_inputs_are_messages():
     assert not at.exception and not at.error
 
 
-def test_views_refuse_models_without_a_decoder_head():
-    translator = models.load_pretrained("translator-es-en")
+def test_views_refuse_models_without_a_decoder_head(tmp_path):
+    from tests.hf_reference import save_random_hf_model
+
+    encoder = models.load_pretrained(str(save_random_hf_model("bert_nohead", tmp_path / "bert")))
     with pytest.raises(PromptError) as err:
-        lens_view(translator, "el gato")
+        lens_view(encoder, "hello world")
     assert err.value.code == "decoder_only"
 
 
@@ -249,3 +251,65 @@ def test_display_changes_do_not_rerun_the_model(monkeypatch):
     assert len(forwards) <= 1
     at.text_area(key="res_prompt").input(PROMPT + " luna").run()  # a text no view has seen yet
     assert calls["lens_view"] == 1 and calls["attribution_view"] == 1
+
+
+# ----------------------------------------------------------------------------- encoder-decoder
+SOURCE = "el gato negro come el pescado"
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_the_translators_decoder_residual_stream(lang):
+    """The translator: its decoder, having written "the black", predicts "cat"; the lens, the
+    decomposition and the attribution (with its cross-attention heads) read the decoder's
+    residual stream with the source in the encoder, and their identities hold."""
+    from ui.residual_view import decomposition_view
+
+    translator = models.load_pretrained("translator-es-en")
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.session_state[state.LANG_KEY] = lang
+    at.session_state[state.MODEL_NAME_KEY] = "translator-es-en"
+    at.run()
+    at.switch_page("pages/residual.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.text_area(key="res_prompt").value == SOURCE and at.text_input(key="res_decoder_text").value == "the black"
+    lens = lens_view(translator, SOURCE, "", "the black")
+    assert lens.target == "cat" and lens.position_labels == ["0: <s>", "1: the", "2: black"]
+    specs = charts(at)
+    lens_spec = specs[t("residual.lens_title", lang, token="cat")]
+    np.testing.assert_allclose(plotly_array(lens_spec["data"][0]["z"]), lens.target_probs, atol=1e-6)
+    dla = attribution_view(translator, SOURCE, "cat", "dog", "the black")
+    assert dla.total + dla.constant == pytest.approx(dla.logit, abs=1e-4) and dla.logit > 0
+    cross = specs[t("residual.dla_cross_heads", lang)]
+    np.testing.assert_allclose(plotly_array(cross["data"][0]["z"]), dla.cross, atol=1e-5)
+    view = decomposition_view(translator, SOURCE, -1, False, "the black")
+    assert float(view.shares.sum()) == pytest.approx(1.0, abs=1e-5) and view.error < 1e-4
+    assert "L1 cross H0" in view.labels  # cross-attention heads write into the decoder stream too
+    at.text_input(key="res_decoder_text").input("").run()  # the start token alone: a valid reading
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert lens_view(translator, SOURCE, "", "").target == "the"
+
+
+@pytest.mark.parametrize("view", ["lens", "attribution", "decomposition", "neurons"])
+def test_the_translators_snippets(view):
+    from ui import snippets
+    from ui.residual_view import decomposition_view, neuron_attribution_view
+
+    translator = models.load_pretrained("translator-es-en")
+    ns: dict = {}
+    if view == "lens":
+        expected = lens_view(translator, SOURCE, "", "the black")
+        exec(snippets.logit_lens_snippet("translator-es-en", SOURCE, "cat", "the black"), ns)
+        np.testing.assert_allclose(ns["probs"].float().numpy(), expected.target_probs, atol=1e-6)
+    elif view == "attribution":
+        expected = attribution_view(translator, SOURCE, "cat", "dog", "the black")
+        exec(snippets.attribution_snippet("translator-es-en", SOURCE, "cat", "dog", "the black"), ns)
+        np.testing.assert_allclose(ns["per_layer"].float().numpy(), expected.per_layer, atol=1e-5)
+        np.testing.assert_allclose(ns["cross"].float().numpy(), expected.cross, atol=1e-5)
+    elif view == "decomposition":
+        expected = decomposition_view(translator, SOURCE, 1, True, "the black")
+        exec(snippets.decomposition_snippet("translator-es-en", SOURCE, 1, True, "the black"), ns)
+        np.testing.assert_allclose(ns["shares"].float().numpy(), expected.shares, atol=1e-6)
+    else:
+        expected = neuron_attribution_view(translator, SOURCE, "cat", "", 1, 5, "the black")
+        exec(snippets.neuron_attribution_snippet("translator-es-en", SOURCE, "cat", "", 1, 5, "the black"), ns)
+        np.testing.assert_allclose(ns["values"].float().numpy(), expected.values, atol=1e-5)
