@@ -159,19 +159,15 @@ def render() -> None:
                          value_label=tr("residual.attribution"))
         st.plotly_chart(fig, width="stretch", key="dla_layers")
         export_buttons(fig, "dla_layers", tr)
-        heads = sweep_heatmap(view.heads, [str(l) for l in range(view.heads.shape[0])],
-                              [str(h) for h in range(view.heads.shape[1])], title=tr("residual.dla_heads"),
-                              row_label=tr("attention.layer"), column_label=tr("attention.head"),
-                              value_label=tr("residual.attribution"))
-        st.plotly_chart(heads, width="stretch", key="dla_heads")
-        export_buttons(heads, "dla_heads", tr)
-        if view.cross is not None:
-            cross = sweep_heatmap(view.cross, [str(l) for l in range(view.cross.shape[0])],
-                                  [str(h) for h in range(view.cross.shape[1])], title=tr("residual.dla_cross_heads"),
+        for values, stem in ((view.heads, "dla_heads"), (view.cross, "dla_cross_heads")):
+            if values is None:  # no cross-attention: a decoder-only model
+                continue
+            heads = sweep_heatmap(values, [str(l) for l in range(values.shape[0])],
+                                  [str(h) for h in range(values.shape[1])], title=tr(f"residual.{stem}"),
                                   row_label=tr("attention.layer"), column_label=tr("attention.head"),
                                   value_label=tr("residual.attribution"))
-            st.plotly_chart(cross, width="stretch", key="dla_cross_heads")
-            export_buttons(cross, "dla_cross_heads", tr)
+            st.plotly_chart(heads, width="stretch", key=stem)
+            export_buttons(heads, stem, tr)
         with st.expander(tr("code.title")):
             st.code(attribution_snippet(choice.name, prompt, answer, wrong, decoder), language="python")
         neuron_section(tr, choice, model, prompt, answer, wrong, view, decoder)
