@@ -174,6 +174,16 @@ def all_layers_view(tr, choice, chosen, kind: str, prompt: str, target) -> None:
         st.code(attention_snippet(choice.name, prompt, kind, None, None, target), language="python")
 
 
+def _open_clicked_head() -> None:
+    """Callback of a click on the detector heatmap: show the clicked head's pattern."""
+    event = st.session_state.get("detector_heatmap") or {}
+    points = (event.get("selection") or {}).get("points") or []
+    if points:
+        st.session_state[state.LAYER_KEY] = int(points[0]["y"])
+        st.session_state[state.HEAD_KEY] = int(points[0]["x"])
+        st.session_state[state.ATTN_VIEW_KEY] = "head"
+
+
 def _go_to_head() -> None:
     """Callback of the detector page's head picker: show that head's pattern."""
     label = st.session_state.get("detector_goto")
@@ -196,11 +206,12 @@ def detectors_view(tr, choice, prompt: str) -> None:
     detector = st.selectbox(tr("attention.detector"), names, key=state.DETECTOR_KEY,
                             format_func=lambda d: tr(f"attention.detector.{d}"), help=tr("attention.detector_help"))
     values = scores[detector]
-    fig = score_heatmap(values, title=tr("attention.detector_title", detector=tr(f"attention.detector.{detector}")),
-                        row_label=tr("attention.layer"), column_label=tr("attention.head"),
-                        value_label=tr("attention.score"))
-    st.plotly_chart(fig, width="stretch", key="detector_heatmap")
-    export_buttons(fig, f"detector_{detector}", tr)
+    labels = dict(title=tr("attention.detector_title", detector=tr(f"attention.detector.{detector}")),
+                  row_label=tr("attention.layer"), column_label=tr("attention.head"), value_label=tr("attention.score"))
+    st.caption(tr("attention.detector_click"))
+    st.plotly_chart(score_heatmap(values, clickable=True, **labels), width="stretch", key="detector_heatmap",
+                    on_select=_open_clicked_head, selection_mode="points")
+    export_buttons(score_heatmap(values, **labels), f"detector_{detector}", tr)
     with st.expander(tr("code.title")):
         st.code(detector_snippet(choice.name, prompt, detector), language="python")
     order = sorted(((float(values[l, h]), l, h) for l in range(values.shape[0]) for h in range(values.shape[1])),

@@ -103,12 +103,15 @@ def to_csv(fig: go.Figure) -> str:
     One heatmap: a matrix (rows = y labels, columns = x labels). One x/y trace: two columns.
     Several traces (the heads of a grid, two runs side by side): one long table with a row per
     value, the trace's name first (``series, y, x, value`` for heatmaps, ``series, x, y`` else)."""
-    if not fig.data:
+    from ui.figures import CLICK_LAYER
+
+    data = [trace for trace in fig.data if trace.name != CLICK_LAYER]  # clickable cells are not data
+    if not data:
         raise ExportError("the figure has no data to export")
     out = io.StringIO()
     writer = csv.writer(out)
-    if len(fig.data) == 1:
-        trace = fig.data[0]
+    if len(data) == 1:
+        trace = data[0]
         if getattr(trace, "z", None) is not None:
             z, xs, ys = _heatmap_table(trace)
             writer.writerow([""] + xs)
@@ -119,9 +122,9 @@ def to_csv(fig: go.Figure) -> str:
             for x, y in zip(trace.x, trace.y):
                 writer.writerow([_unescape(str(x)), y])
         return out.getvalue()
-    heatmaps = all(getattr(trace, "z", None) is not None for trace in fig.data)
+    heatmaps = all(getattr(trace, "z", None) is not None for trace in data)
     writer.writerow(["series", "y", "x", "value"] if heatmaps else ["series", "x", "y"])
-    for i, trace in enumerate(fig.data):
+    for i, trace in enumerate(data):
         name = _unescape(str(trace.name)) if trace.name is not None else str(i)
         if getattr(trace, "z", None) is not None:
             z, xs, ys = _heatmap_table(trace)

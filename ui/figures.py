@@ -244,9 +244,14 @@ def head_grid(
     return go.Figure(data=traces, layout=layout)  # one validation pass (update_layout: seconds)
 
 
+CLICK_LAYER = "click targets"  # name of the invisible marker trace that makes heatmap cells clickable
+
+
 def score_heatmap(values: np.ndarray, *, title: str = "", row_label: str = "", column_label: str = "",
-                  value_label: str = "") -> go.Figure:
-    """A ``[layer, head]`` table of scores in [0, 1] (head detectors)."""
+                  value_label: str = "", clickable: bool = False) -> go.Figure:
+    """A ``[layer, head]`` table of scores in [0, 1] (head detectors). ``clickable``: an invisible
+    marker on every cell, so that a click selects it (Plotly heatmaps emit no selection; the
+    markers do). Exports leave that trace out."""
     values = np.asarray(values, dtype=float)
     fig = go.Figure(go.Heatmap(
         z=values, x=[str(h) for h in range(values.shape[1])], y=[str(l) for l in range(values.shape[0])],
@@ -254,6 +259,12 @@ def score_heatmap(values: np.ndarray, *, title: str = "", row_label: str = "", c
         hovertemplate=f"{row_label} %{{y}}, {column_label} %{{x}}<br>{value_label}: %{{z:.3f}}<extra></extra>",
         colorbar=dict(title=dict(text=value_label)),
     ))
+    if clickable:
+        rows, cols = np.meshgrid(range(values.shape[0]), range(values.shape[1]), indexing="ij")
+        fig.add_trace(go.Scatter(
+            x=[str(c) for c in cols.ravel()], y=[str(r) for r in rows.ravel()], mode="markers", name=CLICK_LAYER,
+            marker=dict(size=28, opacity=0.01, color="#000000", symbol="square"), hoverinfo="none",  # "skip" drops clicks too
+            showlegend=False))
     fig.update_layout(title=dict(text=title), height=int(min(1000, max(300, 120 + 26 * values.shape[0]))),
                       margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(title_text=column_label, type="category")

@@ -81,6 +81,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.detector": "Detector",
         "attention.detector_help": "Anterior: atiende al token previo. Duplicado: a una aparición anterior del mismo "
         "token. Inducción: al token que siguió a esa aparición anterior. Primer token: al primer token (sumidero).",
+        "attention.detector_click": "Haz clic en una celda para abrir el patrón de esa cabeza de atención (o elígela abajo).",
         "attention.detector.previous_token": "Token anterior",
         "attention.detector.duplicate_token": "Token duplicado",
         "attention.detector.induction": "Inducción",
@@ -504,6 +505,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "attention.detector_help": "Previous: attends to the previous token. Duplicate: to an earlier occurrence of the "
         "same token. Induction: to the token that followed that earlier occurrence. First token: to the first "
         "token (attention sink).",
+        "attention.detector_click": "Click a cell to open that attention head's pattern (or pick it below).",
         "attention.detector.previous_token": "Previous token",
         "attention.detector.duplicate_token": "Duplicate token",
         "attention.detector.induction": "Induction",

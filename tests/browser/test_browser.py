@@ -289,3 +289,29 @@ def test_every_page_by_its_link_in_both_languages(server_url: str, tmp_path: Pat
                 context.close()
         finally:
             browser.close()
+
+
+def test_a_click_on_the_detector_heatmap_opens_that_head(page, server_url: str, tmp_path: Path) -> None:
+    """The head-detector heatmap links to the patterns: clicking the cell of layer 1, head 3
+    shows that head's pattern (one-head view, layer 1, head 3)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    page.goto(server_url)
+    expect(page.get_by_role("heading", name=t("attention.title", "es"))).to_be_visible()
+    wait_until_idle(page)
+    page.get_by_text(t("attention.view.detectors", "es"), exact=True).click()
+    wait_until_idle(page)
+    expect(page.get_by_text(t("attention.detector_click", "es"))).to_be_visible()
+    plot = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
+    expect(plot).to_be_visible()
+    page.wait_for_timeout(500)
+    box = plot.bounding_box()
+    assert box is not None
+    layer, head, n_layers, n_heads = 1, 3, 2, 4  # the shipped induction-2l
+    page.mouse.click(box["x"] + box["width"] * (head + 0.5) / n_heads, box["y"] + box["height"] * (layer + 0.5) / n_layers)
+    wait_until_idle(page)
+    title = page.locator('[data-testid="stPlotlyChart"] .gtitle')
+    expect(title).to_have_text([t("figure.title", "es", layer=layer, head=head)])
+    page.screenshot(path=str(tmp_path / "clicked_head.png"), full_page=True)
+    assert_no_traceback(page)

@@ -158,3 +158,16 @@ def test_without_a_browser_png_and_svg_say_why(monkeypatch):
     assert t("export.no_browser", "en") in [c.value for c in at.caption]
     monkeypatch.setenv("BROWSER_PATH", "/usr/bin/chromium")
     assert export_module.image_export_available() == _Path("/usr/bin/chromium").exists()
+
+
+def test_clickable_cells_are_not_exported_as_data():
+    """The detector heatmap's invisible click targets (one marker per cell) stay out of the CSV."""
+    from ui.figures import CLICK_LAYER, score_heatmap
+
+    values = np.array([[0.1, 0.9], [0.5, 0.25]])
+    clickable = score_heatmap(values, clickable=True)
+    assert [tr.name for tr in clickable.data][1:] == [CLICK_LAYER] and len(clickable.data[1].x) == 4
+    assert (list(clickable.data[1].x), list(clickable.data[1].y)) == (["0", "1", "0", "1"], ["0", "0", "1", "1"])
+    assert to_csv(clickable) == to_csv(score_heatmap(values))
+    rows = list(csv.reader(io.StringIO(to_csv(clickable))))
+    assert rows == [["", "0", "1"], ["0", "0.1", "0.9"], ["1", "0.5", "0.25"]]
