@@ -39,7 +39,7 @@ def render() -> None:
         loaded = state.load_selected_model(tr)
     if loaded.error:
         st.error(loaded.error)
-        state.set_prompt_default(tr("attention.default_prompt"))  # no model: nothing to fit
+        state.set_default(state.PROMPT_KEY, tr("attention.default_prompt"))  # no model: nothing to fit
         # keep the prompt box (and what the user typed) while they fix the model choice
         st.text_area(tr("attention.prompt"), key=state.PROMPT_KEY, help=tr("attention.prompt_help"), height=100)
         return

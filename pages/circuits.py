@@ -12,7 +12,6 @@ import streamlit as st
 
 from ui import state
 from ui.circuits_view import (
-    circuit_kinds,
     head_circuits_view,
     kind_shape,
     positional_kind,
@@ -22,6 +21,7 @@ from ui.circuits_view import (
 )
 from ui.figures import layer_bars, offset_lines, sweep_heatmap
 from ui.i18n import translator
+from ui.patterns import attention_kinds
 from ui.snippets import (
     composition_snippet,
     copying_snippet,
@@ -221,7 +221,7 @@ def render() -> None:
     if header is None:
         return
     choice, model = header
-    kinds = list(circuit_kinds(model))
+    kinds = list(attention_kinds(model.cfg))
     state.keep_in_options(C_KIND, kinds)
     kind = kinds[0]
     if len(kinds) > 1:

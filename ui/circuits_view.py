@@ -23,6 +23,8 @@ from circuits.qk_ov import (
 from circuits.heads import attention_modules, query_stack, resolve_kind
 from ui.patterns import PromptError
 
+MAX_SUBSET = 40
+
 
 def causal(model, kind: Optional[str]) -> bool:
     """Whether the queries of ``kind`` only see earlier keys (decoder self-attention)."""
@@ -31,21 +33,11 @@ def causal(model, kind: Optional[str]) -> bool:
         return kind == "decoder"
     return model.cfg.attention_mask == "causal"
 
-MAX_SUBSET = 40
-
 
 def _check(model) -> None:
     """The OV side (copying, OV circuits, SVD) ends at the unembedding."""
     if not model.cfg.has_logits:
         raise PromptError("no_logits")
-
-
-def circuit_kinds(model) -> tuple[str, ...]:
-    """The attentions whose circuits the page offers: ``self``, or the encoder's, decoder's and
-    cross-attention of an encoder-decoder (``ui.patterns.attention_kinds``)."""
-    from ui.patterns import attention_kinds
-
-    return attention_kinds(model.cfg)
 
 
 def kind_shape(model, kind: Optional[str] = None) -> tuple[int, int]:
@@ -99,7 +91,7 @@ class HeadCircuits:
         return self.query_labels
 
 
-def subset_ids(model, text: str, field: str = "prompt") -> list[int]:
+def subset_ids(model, text: str) -> list[int]:
     """The distinct tokens of ``text`` (no special tokens), in order, at most ``MAX_SUBSET``."""
     if not isinstance(text, str) or not text.strip():
         raise PromptError("empty_prompt")

@@ -83,11 +83,6 @@ def set_text_default(key: str, tr: Callable[..., str], tr_key: Optional[str], mo
     set_default(key, demo if demo is not None else (tr(tr_key) if tr_key else ""))
 
 
-def set_prompt_default(default: str) -> None:
-    """The attention page's prompt box (shared by the encoder-decoder's source text)."""
-    set_default(PROMPT_KEY, default)
-
-
 def keep_in_options(key: str, options: list) -> None:
     """Forget a widget's stored value that is no longer one of its options
     (e.g. a model with fewer layers was picked, or a shipped model vanished).
